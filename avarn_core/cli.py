@@ -1,14 +1,163 @@
-"""The `avarn` command line."""
+"""The `avarn` command line: generate demo data, train, price spreadsheets, manage versions.
+
+Each handler is a few lines over avarn_core; messages to the user are Swedish.
+`avarn predict` exits 0 when every row was priced, 1 when some rows had errors (the file is
+still written), 2 when nothing could be read.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from avarn_core.settings import get_settings
+
+
+def _models_dir(args: argparse.Namespace) -> Path:
+    return Path(args.models_dir) if args.models_dir else get_settings().models_dir
+
+
+def _generate_data(args: argparse.Namespace) -> int:
+    from avarn_core.synthetic import generate_quotes
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    generate_quotes(args.rows, seed=args.seed).to_csv(out, index=False)
+    print(f"Skrev {args.rows} syntetiska offerter (demodata) till {out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from avarn_core.io import ReadError
+    from avarn_core.registry import load_version
+    from avarn_core.train import train_file
+
+    models_dir = _models_dir(args)
+
+    def progress(message: str, fraction: float) -> None:
+        print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+    try:
+        version = train_file(
+            Path(args.data),
+            models_dir,
+            level=get_settings().interval_level,
+            activate=not args.no_activate,
+            progress=progress,
+        )
+    except (ReadError, ValueError) as exc:
+        print(f"Kunde inte träna: {exc}", file=sys.stderr)
+        return 2
+    metadata = load_version(models_dir, version).metadata
+    holdout = metadata["holdout"]
+    print(
+        f"Modell {version} sparad i {models_dir}"
+        + (" och aktiverad" if not args.no_activate else "")
+    )
+    print(
+        f"  rader: {metadata['training_data']['rows']} "
+        f"(bortsorterade: {metadata['training_data']['rows_rejected']})"
+    )
+    print(
+        f"  holdout MAPE: {holdout['mape']:.2%}, täckning {metadata['level']:.0%}-intervall: "
+        f"{holdout['coverage']:.1%}, relativ bredd {holdout['mean_relative_width']:.1%}"
+    )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from avarn_core.batch import quote_sheet
+    from avarn_core.io import ReadError, read_table, to_csv_bytes
+    from avarn_core.predict import Predictor
+    from avarn_core.registry import ModelIntegrityError, ModelNotFoundError
+
+    try:
+        sheet = read_table(Path(args.data))
+    except ReadError as exc:
+        print(f"Kunde inte läsa {args.data}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        predictor = Predictor.load(_models_dir(args))
+    except (ModelNotFoundError, ModelIntegrityError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    result = quote_sheet(sheet, predictor, explain=args.explain)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    separator = "," if out.suffix.lower() == ".csv" and sheet.separator == "," else ";"
+    out.write_bytes(to_csv_bytes(result.table.reset_index(drop=True), separator))
+    print(
+        f"{result.n_priced} av {result.n_rows} rader prisade, {result.n_warnings} med varning, "
+        f"{result.n_error_rows} med fel. Resultat: {out}"
+    )
+    for error in result.errors[:20]:
+        print(f"  {error}", file=sys.stderr)
+    if len(result.errors) > 20:
+        print(f"  … och {len(result.errors) - 20} fel till (se kolumnen error)", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from avarn_core.registry import list_versions
+
+    versions = list_versions(_models_dir(args))
+    if not versions:
+        print(f"Inga modeller i {_models_dir(args)}. Träna en: avarn train --data PATH")
+        return 0
+    for meta in versions:
+        mark = "*" if meta["active"] else " "
+        holdout = meta.get("holdout", {})
+        print(
+            f"{mark} {meta['version']}  tränad {meta['trained_at']}  "
+            f"rader {meta.get('rows', '?')}  holdout MAPE {holdout.get('mape', float('nan')):.2%}"
+            f"  täckning {holdout.get('coverage', float('nan')):.1%}"
+        )
+    return 0
+
+
+def _activate(args: argparse.Namespace) -> int:
+    from avarn_core.registry import ModelNotFoundError, activate
+
+    try:
+        activate(_models_dir(args), args.version)
+    except ModelNotFoundError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(f"Modell {args.version} är nu aktiv")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avarn", description="Avarn Pris")
-    parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="avarn", description="Avarn Pris: prissättning av brandlarmsprovning"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler, help_text: str, models_dir: bool = True):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        if models_dir:
+            sub.add_argument("--models-dir", help="modellmapp (standard: AVARN_MODELS_DIR)")
+        return sub
+
+    sub = command("generate-data", _generate_data, "skriv syntetisk demodata", models_dir=False)
+    sub.add_argument("--rows", type=int, default=3000)
+    sub.add_argument("--seed", type=int, default=42)
+    sub.add_argument("--out", default="data/training_data.csv")
+
+    sub = command("train", _train, "träna en ny modellversion på historiska offerter")
+    sub.add_argument("--data", required=True, help="CSV/XLSX med de nio indata och pris")
+    sub.add_argument("--no-activate", action="store_true", help="spara utan att aktivera")
+
+    sub = command("predict", _predict, "prisa ett kalkylark (CSV/XLSX)")
+    sub.add_argument("--data", required=True)
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--explain", action="store_true", help="lägg till bidrag per indata i kr")
+
+    command("models", _models, "lista modellversioner")
+    sub = command("activate", _activate, "gör en äldre modellversion aktiv igen")
+    sub.add_argument("version")
     return parser
 
 

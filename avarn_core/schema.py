@@ -134,8 +134,16 @@ _FALSE = {"0", "nej", "n", "falskt", "false", "no", ""}
 _INTERVAL_WORDS = {
     "årsvis": {"arsvis", "ar", "arlig", "arligen", "arsprov", "1", "1/ar", "1 ggr/ar", "yearly"},
     "kvartalsvis": {"kvartalsvis", "kvartal", "kvartalsprov", "4", "4/ar", "4 ggr/ar", "quarterly"},
-    "månadsvis": {"manadsvis", "manad", "manatlig", "manadsprov", "12", "12/ar", "12 ggr/ar",
-                  "monthly"},
+    "månadsvis": {
+        "manadsvis",
+        "manad",
+        "manatlig",
+        "manadsprov",
+        "12",
+        "12/ar",
+        "12 ggr/ar",
+        "monthly",
+    },
 }
 _INTERVAL_BY_WORD = {word: col for col, words in _INTERVAL_WORDS.items() for word in words}
 
@@ -173,24 +181,25 @@ def _parse_flags(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def validate_table(
-    frame: pd.DataFrame, headers: dict[str, str] | None = None, first_row: int = 2
+    frame: pd.DataFrame, headers: dict[str, str] | None = None, rows: np.ndarray | None = None
 ) -> TableValidation:
     """Validate a table whose columns already carry canonical names.
 
     The interval comes either as three 0/1 columns (`årsvis`, `kvartalsvis`, `månadsvis`) or as
     one `testintervall` column with words such as "Månadsvis". `headers` maps canonical names to
-    the spreadsheet's own headers so that errors name the column the user sees. Row numbers
-    start at `first_row` (2: the row under the header).
+    the spreadsheet's own headers so that errors name the column the user sees. `rows` are the
+    spreadsheet row numbers of the frame's rows (default 2, 3, …: header on row 1).
 
-    >>> v = validate_table(pd.DataFrame({"antal_sektioner": ["8", "-1"], "antal_detektorer": [25, 3],
-    ...     "antal_larmdon": [15, 1], "dörrhållarmagneter": [5, 0], "ventilation": ["Ja", "Nej"],
+    >>> v = validate_table(pd.DataFrame({"antal_sektioner": ["8", "-1"],
+    ...     "antal_detektorer": [25, 3], "antal_larmdon": [15, 1],
+    ...     "dörrhållarmagneter": [5, 0], "ventilation": ["Ja", "Nej"],
     ...     "stad": ["Stockholm", "Lund"], "testintervall": ["Månadsvis", "Årsvis"]}))
     >>> len(v.inputs), str(v.errors[0])
     (1, "Rad 3, kolumn 'antal_sektioner': -1 är mindre än 1")
     """
     headers = headers or {}
     n = len(frame)
-    rows = np.arange(first_row, first_row + n)
+    rows = np.arange(2, 2 + n) if rows is None else np.asarray(rows)
     errors: list[RowError] = []
     out = pd.DataFrame(index=frame.index)
 
@@ -198,8 +207,12 @@ def validate_table(
         for position in np.flatnonzero(mask):
             value = frame[column].iloc[position] if column in frame else ""
             errors.append(
-                RowError(int(rows[position]), headers.get(column, column), _shown(value),
-                         message_for(_shown(value)))
+                RowError(
+                    int(rows[position]),
+                    headers.get(column, column),
+                    _shown(value),
+                    message_for(_shown(value)),
+                )
             )
 
     for column in COUNT_COLUMNS:
@@ -211,8 +224,11 @@ def validate_table(
         too_low = ~bad & (numbers < low).to_numpy()
         too_high = ~bad & (numbers > high).to_numpy()
         report(too_low, column, lambda v, low=low: f"{v} är mindre än {low}")
-        report(too_high, column, lambda v, high=high: f"{v} är större än rimliga {high:,}".replace(
-            ",", " "))
+        report(
+            too_high,
+            column,
+            lambda v, high=high: f"{v} är större än rimliga {high:,}".replace(",", " "),
+        )
         out[column] = numbers.fillna(0).clip(low, high).astype("int64")
 
     ventilation, bad = _parse_flags(frame["ventilation"])
@@ -221,15 +237,21 @@ def validate_table(
 
     city = _as_text(frame["stad"])
     report(city.eq("").to_numpy(), "stad", lambda v: "stad saknas")
-    report(city.str.len().gt(MAX_CITY_LENGTH).to_numpy(), "stad",
-           lambda v: f"stadens namn är längre än {MAX_CITY_LENGTH} tecken")
+    report(
+        city.str.len().gt(MAX_CITY_LENGTH).to_numpy(),
+        "stad",
+        lambda v: f"stadens namn är längre än {MAX_CITY_LENGTH} tecken",
+    )
     out["stad"] = city.map(clean_city).astype(object)
 
     if "testintervall" in frame:
         words = _as_text(frame["testintervall"]).map(fold).str.replace(r"\.0+$", "", regex=True)
         chosen = words.map(_INTERVAL_BY_WORD)
-        report(chosen.isna().to_numpy(), "testintervall",
-               lambda v: f"'{v}' är inget testintervall (Årsvis, Kvartalsvis eller Månadsvis)")
+        report(
+            chosen.isna().to_numpy(),
+            "testintervall",
+            lambda v: f"'{v}' är inget testintervall (Årsvis, Kvartalsvis eller Månadsvis)",
+        )
         for column in INTERVAL_COLUMNS:
             out[column] = (chosen == column).astype("int64")
     else:
@@ -241,8 +263,14 @@ def validate_table(
         count = sum(flags.values()).to_numpy()
         label = "/".join(headers.get(c, c) for c in INTERVAL_COLUMNS)
         for position in np.flatnonzero(count != 1):
-            errors.append(RowError(int(rows[position]), label, str(int(count[position])),
-                                   "exakt ett testintervall ska vara markerat"))
+            errors.append(
+                RowError(
+                    int(rows[position]),
+                    label,
+                    str(int(count[position])),
+                    "exakt ett testintervall ska vara markerat",
+                )
+            )
 
     out = out[INPUT_COLUMNS]
     out.index = pd.Index(rows, name="rad")
@@ -252,14 +280,23 @@ def validate_table(
     return TableValidation(inputs=valid, errors=errors)
 
 
-def validate_training_prices(frame: pd.DataFrame, first_row: int = 2) -> list[RowError]:
-    """Errors for training rows whose price is missing, not a number, or implausible."""
+def parse_training_prices(
+    frame: pd.DataFrame, rows: np.ndarray | None = None
+) -> tuple[pd.Series, list[RowError]]:
+    """Training prices as numbers, and errors for those missing, not a number or implausible."""
+    rows = np.arange(2, 2 + len(frame)) if rows is None else np.asarray(rows)
     numbers = _parse_numbers(frame[TARGET])
     bad = (numbers.isna() | (numbers <= 0) | (numbers > MAX_PRICE)).to_numpy()
     errors = []
     for position in np.flatnonzero(bad):
         value = _shown(frame[TARGET].iloc[position])
-        errors.append(RowError(first_row + position, TARGET, value,
-                               f"'{value}' är inget rimligt pris (1–{MAX_PRICE:,} kr)"
-                               .replace(",", " ")))
-    return errors
+        limit = f"{MAX_PRICE:,}".replace(",", " ")
+        errors.append(
+            RowError(
+                int(rows[position]),
+                TARGET,
+                value,
+                f"'{value}' är inget rimligt pris (1–{limit} kr)",
+            )
+        )
+    return numbers, errors

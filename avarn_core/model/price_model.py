@@ -1,0 +1,168 @@
+"""The price model: a blend of the monotone GAM and monotone trees on log price, with a
+MAPE-optimal scale and split-conformal 90 % intervals.
+
+Steps happen in order and say so: `fit` → `calibrate` → `quote`. Blending in log space keeps
+monotonicity (a weighted sum of non-decreasing functions is non-decreasing) and keeps SHAP
+values exact (Shapley values are linear in the model).
+
+Explanations in kronor: with log-space contributions φ_i (summing to S) around the base value E,
+the price is base·exp(S) where base = scale·exp(E). Each input gets
+    base · φ_i · (exp(S) − 1) / S
+kronor, so the contributions keep the signs of φ and add up exactly to price − base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from avarn_core.features import Features
+from avarn_core.model import NotFittedError
+from avarn_core.model.boosting import BoostedTrees
+from avarn_core.model.gam import MonotoneGAM
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What model choice picked: settings of both parts and the GAM's share of the blend."""
+
+    gam: dict[str, Any]
+    trees: dict[str, Any]
+    gam_weight: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    level: float
+    scale: float  # multiplies exp(log prediction): the MAPE-optimal point price
+    log_lower: float  # conformal quantiles of log(actual) - log prediction
+    log_upper: float
+    n_residuals: int
+
+
+def mape_scale(log_residuals: np.ndarray) -> float:
+    """The factor c minimising mean |actual − c·prediction| / actual.
+
+    Σ |1 − c·p/y| = Σ (p/y)·|y/p − c|, so c is the weighted median of y/p with weights p/y.
+    """
+    ratio = np.exp(log_residuals)
+    order = np.argsort(ratio)
+    weights = 1.0 / ratio[order]
+    cumulative = np.cumsum(weights)
+    return float(ratio[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def conformal_bounds(log_residuals: np.ndarray, level: float) -> tuple[float, float]:
+    """Split-conformal quantiles with the finite-sample correction, one tail each side."""
+    r = np.sort(log_residuals)
+    n = len(r)
+    tail = (1.0 - level) / 2.0
+    k_low = int(np.floor((n + 1) * tail))
+    k_high = int(np.ceil((n + 1) * (1.0 - tail)))
+    low = r[k_low - 1] if k_low >= 1 else -np.inf
+    high = r[k_high - 1] if k_high <= n else np.inf
+    return float(low), float(high)
+
+
+def expm1_ratio(s: np.ndarray) -> np.ndarray:
+    """(exp(s) − 1) / s, with its limit 1 at s = 0."""
+    s = np.asarray(s, dtype=float)
+    safe = np.where(np.abs(s) < 1e-12, 1.0, s)
+    return np.where(np.abs(s) < 1e-12, 1.0 + s / 2.0, np.expm1(safe) / safe)
+
+
+class PriceModel:
+    def __init__(self, spec: ModelSpec, cities: list[str]) -> None:
+        self.spec = spec
+        self.cities = list(cities)
+        self.gam: MonotoneGAM | None = None
+        self.trees: BoostedTrees | None = None
+        self.calibration: Calibration | None = None
+
+    @property
+    def _parts(self) -> list[tuple[float, MonotoneGAM | BoostedTrees]]:
+        w = self.spec.gam_weight
+        parts = [(w, self.gam), (1.0 - w, self.trees)]
+        if any(model is None for weight, model in parts if weight > 0):
+            raise NotFittedError("PriceModel: call fit() before predicting")
+        return [(weight, model) for weight, model in parts if weight > 0]
+
+    def fit(self, features: Features, log_price: np.ndarray) -> PriceModel:
+        n_cities = len(self.cities)
+        if self.spec.gam_weight > 0:
+            self.gam = MonotoneGAM(**self.spec.gam).fit(features, log_price, n_cities)
+        if self.spec.gam_weight < 1:
+            self.trees = BoostedTrees(**self.spec.trees).fit(features, log_price, n_cities)
+        self.calibration = None
+        return self
+
+    def predict_log(self, features: Features) -> np.ndarray:
+        return sum(weight * model.predict_log(features) for weight, model in self._parts)
+
+    @property
+    def expected_log(self) -> float:
+        return float(sum(weight * model.expected_log for weight, model in self._parts))
+
+    def contributions_log(self, features: Features) -> np.ndarray:
+        return sum(weight * model.contributions(features) for weight, model in self._parts)
+
+    def calibrate(self, log_residuals: np.ndarray, level: float) -> PriceModel:
+        """Set the point scale and interval from out-of-sample residuals log(actual/prediction)."""
+        self._parts  # noqa: B018 - raises when not fitted: calibrating an unfitted model is a bug
+        residuals = np.asarray(log_residuals, dtype=float)
+        if len(residuals) < 20:
+            raise ValueError("calibration needs at least 20 out-of-sample residuals")
+        low, high = conformal_bounds(residuals, level)
+        self.calibration = Calibration(level, mape_scale(residuals), low, high, len(residuals))
+        return self
+
+    def _calibrated(self) -> Calibration:
+        if self.calibration is None:
+            raise NotFittedError("PriceModel: call calibrate() before quoting")
+        return self.calibration
+
+    def quote(self, features: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Price, lower and upper bound of the interval, in SEK (unrounded)."""
+        cal = self._calibrated()
+        log_pred = self.predict_log(features)
+        price = cal.scale * np.exp(log_pred)
+        lower = np.minimum(np.exp(log_pred + cal.log_lower), price)
+        upper = np.maximum(np.exp(log_pred + cal.log_upper), price)
+        return price, lower, upper
+
+    def base_price(self) -> float:
+        """The price of the typical quote: the start of every explanation, in SEK."""
+        return float(self._calibrated().scale * np.exp(self.expected_log))
+
+    def contributions_kr(self, features: Features) -> np.ndarray:
+        """SEK per explained input; each row sums to price − base_price."""
+        phi = self.contributions_log(features)
+        factor = self.base_price() * expm1_ratio(phi.sum(axis=1))
+        return phi * factor[:, None]
+
+    # -- persistence ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": asdict(self.spec),
+            "cities": self.cities,
+            "calibration": asdict(self._calibrated()),
+            "gam": self.gam.to_dict() if self.gam is not None else None,
+            "trees": self.trees.to_dict() if self.trees is not None else None,
+        }
+
+    def trees_text(self) -> str | None:
+        return self.trees.to_text() if self.trees is not None else None
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any], trees_text: str | None) -> PriceModel:
+        model = cls(ModelSpec(**data["spec"]), data["cities"])
+        if data["gam"] is not None:
+            model.gam = MonotoneGAM.from_dict(data["gam"])
+        if data["trees"] is not None:
+            if trees_text is None:
+                raise ValueError("the saved model needs its trees file")
+            model.trees = BoostedTrees.from_saved(data["trees"], trees_text)
+        model.calibration = Calibration(**data["calibration"])
+        return model
