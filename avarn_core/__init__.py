@@ -3,29 +3,83 @@
 The faces (Streamlit app, CLI, REST API) use only the names exported here.
 """
 
+from avarn_core.batch import BatchResult, error_frame, quote_sheet
+from avarn_core.explain import (
+    INPUT_NAMES,
+    driver_sentences,
+    format_sek,
+    global_importance,
+    rounded,
+    waterfall_frame,
+)
+from avarn_core.features import EXPLAINED_INPUTS, FEATURE_PIPELINE_VERSION
+from avarn_core.io import ReadError, Sheet, read_table, to_csv_bytes, to_xlsx_bytes
+from avarn_core.predict import Explanation, Predictor, Quote
+from avarn_core.registry import (
+    ModelIntegrityError,
+    ModelNotFoundError,
+    activate,
+    active_version,
+    list_versions,
+    load_version,
+)
 from avarn_core.schema import (
     COUNT_COLUMNS,
     INPUT_COLUMNS,
     INTERVAL_COLUMNS,
+    INTERVAL_LABELS,
+    LABELS,
     QUOTE_KEYS,
     TARGET,
+    UPPER_BOUNDS,
     QuoteInput,
     RowError,
     validate_table,
 )
 from avarn_core.settings import Settings, get_settings
+from avarn_core.train import ensure_active_model, train_file
 
 __version__ = "0.1.0"
 
 __all__ = [
     "COUNT_COLUMNS",
+    "EXPLAINED_INPUTS",
+    "FEATURE_PIPELINE_VERSION",
     "INPUT_COLUMNS",
+    "INPUT_NAMES",
     "INTERVAL_COLUMNS",
+    "INTERVAL_LABELS",
+    "LABELS",
     "QUOTE_KEYS",
     "TARGET",
+    "UPPER_BOUNDS",
+    "BatchResult",
+    "Explanation",
+    "ModelIntegrityError",
+    "ModelNotFoundError",
+    "Predictor",
+    "Quote",
     "QuoteInput",
+    "ReadError",
     "RowError",
     "Settings",
+    "Sheet",
+    "activate",
+    "active_version",
+    "driver_sentences",
+    "ensure_active_model",
+    "error_frame",
+    "format_sek",
     "get_settings",
+    "global_importance",
+    "list_versions",
+    "load_version",
+    "quote_sheet",
+    "read_table",
+    "rounded",
+    "to_csv_bytes",
+    "to_xlsx_bytes",
+    "train_file",
     "validate_table",
+    "waterfall_frame",
 ]

@@ -27,7 +27,7 @@ import pandas as pd
 from avarn_core.features import EXPLAINED_INPUTS, Features, encode
 from avarn_core.io import read_table
 from avarn_core.model.price_model import ModelSpec, PriceModel, mape_scale
-from avarn_core.registry import save_version
+from avarn_core.registry import active_version, save_version
 from avarn_core.schema import (
     INTERVAL_COLUMNS,
     TARGET,
@@ -246,3 +246,13 @@ def train_file(
         zip(EXPLAINED_INPUTS, np.abs(contributions).mean(axis=0).round(2).tolist(), strict=True)
     )
     return save_version(models_dir, result.model, result.report, activate_it=activate)
+
+
+def ensure_active_model(
+    models_dir: Path, training_data: Path, *, progress: Progress = _no_progress
+) -> str:
+    """The active version's name; on a fresh machine, train the default model first."""
+    version = active_version(models_dir)
+    if version is not None:
+        return version
+    return train_file(training_data, models_dir, progress=progress)
