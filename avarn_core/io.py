@@ -244,7 +244,7 @@ def _map_columns(names: list[str], training: bool) -> dict[str, str]:
 
 # -- writing -----------------------------------------------------------------------------------
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"^[+-]?\d[\d\s\u00a0]*([.,]\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?$")
 
 
 def _safe_text(value: object) -> object:

@@ -59,8 +59,9 @@ def conformal_bounds(log_residuals: np.ndarray, level: float) -> tuple[float, fl
     r = np.sort(log_residuals)
     n = len(r)
     tail = (1.0 - level) / 2.0
-    k_low = int(np.floor((n + 1) * tail))
-    k_high = int(np.ceil((n + 1) * (1.0 - tail)))
+    eps = 1e-9  # (1 - 0.9) / 2 is 0.04999… in floating point
+    k_low = int(np.floor((n + 1) * tail + eps))
+    k_high = int(np.ceil((n + 1) * (1.0 - tail) - eps))
     low = r[k_low - 1] if k_low >= 1 else -np.inf
     high = r[k_high - 1] if k_high <= n else np.inf
     return float(low), float(high)

@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from avarn_core.predict import Predictor
+from avarn_core.registry import (
+    ModelIntegrityError,
+    ModelNotFoundError,
+    activate,
+    active_version,
+    list_versions,
+    load_version,
+    save_version,
+)
+
+
+@pytest.fixture()
+def two_versions(tmp_path, trained):
+    save_version(tmp_path, trained.model, trained.report)
+    save_version(tmp_path, trained.model, trained.report)
+    return tmp_path
+
+
+def test_versions_are_numbered_and_the_newest_is_active(two_versions):
+    assert [v["version"] for v in list_versions(two_versions)] == ["v0001", "v0002"]
+    assert active_version(two_versions) == "v0002"
+    assert not any(p.name.startswith(".staging") for p in two_versions.iterdir())
+
+
+def test_one_command_makes_an_older_version_active_again(two_versions):
+    activate(two_versions, "v0001")
+    assert Predictor.load(two_versions).version == "v0001"
+    assert [v["active"] for v in list_versions(two_versions)] == [True, False]
+
+
+def test_metadata_records_what_the_issue_asks_for(two_versions):
+    meta = load_version(two_versions).metadata
+    for key in [
+        "feature_pipeline_version",
+        "libraries",
+        "artifacts",
+        "holdout",
+        "trained_at",
+        "spec",
+        "model_choice",
+        "rows",
+    ]:
+        assert key in meta
+    assert set(meta["libraries"]) >= {"lightgbm", "numpy", "python"}
+    assert {"mape", "coverage", "mean_relative_width"} <= set(meta["holdout"])
+    assert all(len(digest) == 64 for digest in meta["artifacts"].values())
+
+
+def test_tampered_artifact_is_refused(two_versions):
+    path = two_versions / "v0002" / "model.json"
+    data = json.loads(path.read_text())
+    data["calibration"]["scale"] *= 2
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_version(two_versions)
+
+
+def test_missing_artifact_is_refused(two_versions):
+    (two_versions / "v0002" / "model.json").unlink()
+    with pytest.raises(ModelIntegrityError, match="saknas"):
+        load_version(two_versions)
+
+
+def test_model_from_other_library_versions_is_refused_with_both_versions(two_versions):
+    path = two_versions / "v0002" / "metadata.json"
+    meta = json.loads(path.read_text())
+    here = meta["libraries"]["lightgbm"]
+    meta["libraries"]["lightgbm"] = "3.0.0"
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError) as error:
+        load_version(two_versions)
+    message = str(error.value)
+    assert "3.0.0" in message and here in message and "avarn train" in message
+
+
+@pytest.mark.parametrize("name", ["../v0001", "v0001/../../x", "/etc", "latest", "v1"])
+def test_only_versions_inside_the_models_folder_load(two_versions, name):
+    with pytest.raises(ModelNotFoundError):
+        load_version(two_versions, name)
+    with pytest.raises(ModelNotFoundError):
+        activate(two_versions, name)
+
+
+def test_empty_models_folder_says_how_to_train(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="avarn train"):
+        load_version(tmp_path)
+    assert list_versions(tmp_path / "nothing") == []
