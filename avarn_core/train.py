@@ -5,7 +5,8 @@
    out-of-fold MAPE; the best GAM and the best trees are blended with the weight (0, 0.1, … 1)
    that gives the lowest out-of-fold MAPE. Candidates are generic: nothing here knows how the
    demo data was made.
-3. The chosen model is fitted on the 80 %, calibrated on its out-of-fold residuals and measured
+3. The chosen model is fitted on the 80 %, calibrated on its out-of-fold residuals (split
+   conformal per testing interval, see `Calibration`) and measured
    on the holdout: MAPE, interval coverage and width, overall and per testing interval.
 4. The shipped model is refitted on all rows and calibrated on every out-of-sample residual seen
    (out-of-fold and holdout); the holdout figures therefore describe a model trained on 80 % of
@@ -185,13 +186,17 @@ def train_model(
 
     progress("Mäter på undanhållen data", 0.85)
     model = PriceModel(spec, cities).fit(features.take(fit_rows), log_price[fit_rows])
-    model.calibrate(oof_residuals, level)
+    model.calibrate(oof_residuals, features.frequency[fit_rows], level)
     holdout_report = evaluate(model, quotes.iloc[hold], quotes[TARGET].to_numpy(float)[hold])
     hold_residuals = log_price[hold] - model.predict_log(features.take(hold))
 
     progress("Tränar slutlig modell på all data", 0.95)
     final = PriceModel(spec, cities).fit(features, log_price)
-    final.calibrate(np.concatenate([oof_residuals, hold_residuals]), level)
+    final.calibrate(
+        np.concatenate([oof_residuals, hold_residuals]),
+        np.concatenate([features.frequency[fit_rows], features.frequency[hold]]),
+        level,
+    )
     report = {
         "rows": len(quotes),
         "holdout_rows": int(n_hold),

@@ -33,13 +33,24 @@ class ModelSpec:
     gam_weight: float
 
 
+# A testing interval needs this many residuals of its own to get its own interval width.
+MIN_GROUP_RESIDUALS = 50
+
+
 @dataclass(frozen=True)
 class Calibration:
+    """Point scale and interval bounds, per testing interval (årsvis, kvartalsvis, månadsvis).
+
+    The bounds are conformal quantiles of log(actual) − log(prediction), computed separately for
+    each testing interval (Mondrian conformal prediction) so that the coverage holds within each
+    interval, not only on average; an interval with too few residuals uses the pooled bounds.
+    """
+
     level: float
     scale: float  # multiplies exp(log prediction): the MAPE-optimal point price
-    log_lower: float  # conformal quantiles of log(actual) - log prediction
-    log_upper: float
-    n_residuals: int
+    log_lower: list[float]  # by interval level 0, 1, 2
+    log_upper: list[float]
+    n_residuals: list[int]
 
 
 def mape_scale(log_residuals: np.ndarray) -> float:
@@ -109,14 +120,25 @@ class PriceModel:
     def contributions_log(self, features: Features) -> np.ndarray:
         return sum(weight * model.contributions(features) for weight, model in self._parts)
 
-    def calibrate(self, log_residuals: np.ndarray, level: float) -> PriceModel:
-        """Set the point scale and interval from out-of-sample residuals log(actual/prediction)."""
+    def calibrate(
+        self, log_residuals: np.ndarray, frequency: np.ndarray, level: float
+    ) -> PriceModel:
+        """Set the point scale and the intervals from out-of-sample residuals
+        log(actual / prediction) and the testing interval level (0, 1, 2) of each."""
         self._parts  # noqa: B018 - raises when not fitted: calibrating an unfitted model is a bug
         residuals = np.asarray(log_residuals, dtype=float)
         if len(residuals) < 20:
             raise ValueError("calibration needs at least 20 out-of-sample residuals")
-        low, high = conformal_bounds(residuals, level)
-        self.calibration = Calibration(level, mape_scale(residuals), low, high, len(residuals))
+        pooled = conformal_bounds(residuals, level)
+        bounds, sizes = [], []
+        for group in range(3):
+            mine = residuals[np.asarray(frequency) == group]
+            sizes.append(len(mine))
+            enough = len(mine) >= MIN_GROUP_RESIDUALS
+            bounds.append(conformal_bounds(mine, level) if enough else pooled)
+        self.calibration = Calibration(
+            level, mape_scale(residuals), [b[0] for b in bounds], [b[1] for b in bounds], sizes
+        )
         return self
 
     def _calibrated(self) -> Calibration:
@@ -129,8 +151,8 @@ class PriceModel:
         cal = self._calibrated()
         log_pred = self.predict_log(features)
         price = cal.scale * np.exp(log_pred)
-        lower = np.minimum(np.exp(log_pred + cal.log_lower), price)
-        upper = np.maximum(np.exp(log_pred + cal.log_upper), price)
+        lower = np.minimum(np.exp(log_pred + np.take(cal.log_lower, features.frequency)), price)
+        upper = np.maximum(np.exp(log_pred + np.take(cal.log_upper, features.frequency)), price)
         return price, lower, upper
 
     def base_price(self) -> float:
