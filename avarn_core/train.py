@@ -28,6 +28,7 @@ import pandas as pd
 from avarn_core.features import EXPLAINED_INPUTS, Features, encode
 from avarn_core.io import read_table
 from avarn_core.model.price_model import ModelSpec, PriceModel, mape_scale
+from avarn_core.monitoring import profile_inputs
 from avarn_core.registry import active_version, save_version
 from avarn_core.schema import (
     INTERVAL_COLUMNS,
@@ -250,6 +251,7 @@ def train_file(
         "rows": len(quotes),
         "rows_rejected": len({e.row for e in rejected}),
     }
+    result.report["training_profile"] = profile_inputs(quotes)
     result.report["global_importance"] = dict(
         zip(EXPLAINED_INPUTS, np.abs(contributions).mean(axis=0).round(2).tolist(), strict=True)
     )
