@@ -7,6 +7,7 @@ six quote keys, `warning` and `error`; with `explain`, `base_price` and one
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ class BatchResult:
     table: pd.DataFrame  # the spreadsheet's columns + quote keys + warning + error (+ explanation)
     quotes: pd.DataFrame  # priced rows: canonical inputs, quote keys, warning (for the log)
     errors: list[RowError] = field(default_factory=list)
+    seconds: float = 0.0  # time to validate and price
 
     @property
     def n_rows(self) -> int:
@@ -52,6 +54,7 @@ def quote_sheet(
     progress: Callable[[float], None] | None = None,
 ) -> BatchResult:
     """Validate and price every row of `sheet`; `progress` gets the fraction done."""
+    started = time.perf_counter()
     validation = validate_table(sheet.canonical(), sheet.columns, sheet.rows)
     errors = validation.errors
     inputs = validation.inputs
@@ -80,8 +83,11 @@ def quote_sheet(
     )
     if explain:
         exact = pd.concat(explained) if explained else predictor.explain_frame(inputs)
-        table = table.join(_whole_kronor(exact, quotes["predicted_price"]))
-    return BatchResult(table=table, quotes=quotes, errors=errors)
+        whole = _whole_kronor(exact, quotes["predicted_price"])
+        table = table.join(whole.astype("Int64"))  # rows with errors stay empty, not 0.0
+    return BatchResult(
+        table=table, quotes=quotes, errors=errors, seconds=time.perf_counter() - started
+    )
 
 
 def _whole_kronor(exact: pd.DataFrame, prices: pd.Series) -> pd.DataFrame:
