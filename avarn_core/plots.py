@@ -19,6 +19,12 @@ PERCENT_LABEL = "replace(replace(format(datum.value, '.0%'), '.', ','), '%', ' %
 RAISES, LOWERS, TOTAL = "Höjer priset", "Sänker priset", "Summa"
 STEP_COLORS = alt.Scale(domain=[TOTAL, RAISES, LOWERS], range=["#1f3a5f", "#c8102e", "#2e8540"])
 STATUS_COLORS = alt.Scale(domain=["ok", "varning", "larm"], range=["#2e8540", "#e0a100", "#c8102e"])
+SOURCE_NAMES = {
+    "app-single": "Appen: offert",
+    "app-batch": "Appen: fil",
+    "cli": "Kommandorad",
+    "api": "API",
+}
 METRIC_NAMES = {"mape": "Medelfel (MAPE)", "coverage": "Täckning (intervallet höll)"}
 
 
@@ -93,17 +99,21 @@ def importance_chart(importance: pd.DataFrame) -> alt.Chart:
 
 
 def volume_chart(volume: pd.DataFrame) -> alt.Chart:
-    """Quotes per period, stacked by source (`monitoring.volume`: period, source, n)."""
+    """Quotes per period, stacked by source (`monitoring.volume`: period, source, n). Periods
+    are ordinal bars labelled with their first day, so one day of data is one bar."""
+    data = volume.copy()
+    data["day"] = pd.to_datetime(data["period"]).dt.strftime("%Y-%m-%d")
+    data["source_text"] = data["source"].map(lambda s: SOURCE_NAMES.get(s, s))
     return (
-        alt.Chart(volume)
-        .mark_bar()
+        alt.Chart(data)
+        .mark_bar(size=24)
         .encode(
-            x=alt.X("period:T", title="Period", timeUnit="yearmonthdate"),
+            x=alt.X("day:O", title="Period från", sort="ascending", axis=alt.Axis(labelAngle=-30)),
             y=alt.Y("n:Q", title="Antal offerter", stack=True),
-            color=alt.Color("source:N", title="Källa"),
+            color=alt.Color("source_text:N", title="Källa"),
             tooltip=[
-                alt.Tooltip("period:T", title="Period", format="%Y-%m-%d"),
-                alt.Tooltip("source:N", title="Källa"),
+                alt.Tooltip("day:O", title="Period från"),
+                alt.Tooltip("source_text:N", title="Källa"),
                 alt.Tooltip("n:Q", title="Antal"),
             ],
         )

@@ -86,10 +86,17 @@ def test_volume_is_stacked_by_source():
             "n": [3, 100, 4],
         }
     )
-    d = spec(plots.volume_chart(frame))
+    chart = plots.volume_chart(frame)
+    d = spec(chart)
     assert d["mark"]["type"] == "bar"
-    assert d["encoding"]["color"]["field"] == "source"
-    assert d["encoding"]["y"]["field"] == "n"
+    assert d["encoding"]["color"]["field"] == "source_text"
+    assert d["encoding"]["y"]["field"] == "n" and d["encoding"]["y"]["stack"] is True
+    rows = layer_rows(chart)[0]
+    assert [(r["day"], r["source_text"], r["n"]) for r in rows] == [
+        ("2025-01-06", "Appen: offert", 3),
+        ("2025-01-06", "Appen: fil", 100),
+        ("2025-01-13", "Appen: offert", 4),
+    ]
 
 
 def test_accuracy_over_time_has_both_measures_and_the_target_line():
