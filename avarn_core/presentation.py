@@ -142,3 +142,8 @@ def waterfall_table(steps: pd.DataFrame) -> pd.DataFrame:
             ],
         }
     )
+
+
+def rows_text(n: int) -> str:
+    """'1 rad', '2 rader', '10 000 rader'."""
+    return f"{count_text(n)} {'rad' if n == 1 else 'rader'}"

@@ -26,6 +26,7 @@ from avarn_core.presentation import (
     importance_from_metadata,
     md_escape,
     model_facts,
+    rows_text,
     validation_text,
     waterfall_table,
 )
@@ -136,6 +137,7 @@ def test_swedish_numbers_and_times():
     assert delta_text(1200) == f"+1{NBSP}200{NBSP}kr"
     assert delta_text(-1200) == f"-1{NBSP}200{NBSP}kr"  # ASCII minus: st.metric's arrow
     assert delta_text(0) == f"0{NBSP}kr"
+    assert (rows_text(1), rows_text(10_000)) == ("1 rad", f"10{NBSP}000 rader")
     assert format_local_time("2025-07-01T10:00:00+00:00") == "2025-07-01 12:00"  # CEST
     assert format_local_time(datetime(2025, 1, 1, 10, tzinfo=UTC)) == "2025-01-01 11:00"
 

@@ -14,6 +14,7 @@ from avarn_core.performance import (
     MAX_SCATTER_POINTS,
     edited_actuals,
     editor_frame,
+    error_table,
     performance_report,
     read_actuals,
     training_profile,
@@ -172,3 +173,12 @@ def test_edited_actuals_are_the_changed_cells_only(predictor, training_quotes):
     edited.loc[3, "faktiskt_pris"] = 31_000  # a correction counts too
     assert len(edited_actuals(original, edited)) == 2
     assert edited_actuals(original, original).empty
+
+
+def test_error_table_reads_in_swedish():
+    table = error_table(
+        pd.DataFrame({"reason": ["stad saknas"], "n": [2], "attempts": [56], "rate": [2 / 56]})
+    )
+    assert table.to_dict("records") == [
+        {"Orsak": "stad saknas", "Rader": 2, "Andel av försöken": "3,6\u00a0%"}
+    ]
