@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 
 from avarn_core.features import EXPLAINED_INPUTS, encode
+from avarn_core.monitoring import profile_inputs
 from avarn_core.registry import active_version
 
 
 @pytest.fixture(scope="session")
 def app_models_dir(tmp_path_factory, models_dir, training_quotes, trained) -> Path:
-    """A copy of the session's model whose metadata also records the training file and the
-    global importance, as `train_file` records them (the conftest model is saved from
-    `train_model`, which does not know the file). No second training: this only writes
-    metadata, which the registry does not checksum."""
+    """A copy of the session's model whose metadata also records the training file, its
+    profile (for drift) and the global importance, as `train_file` records them (the conftest
+    model is saved from `train_model`, which does not know the file). No second training:
+    this only writes metadata, which the registry does not checksum."""
     root = tmp_path_factory.mktemp("app")
     path = root / "models"
     shutil.copytree(models_dir, path)
@@ -36,6 +37,7 @@ def app_models_dir(tmp_path_factory, models_dir, training_quotes, trained) -> Pa
         "rows": len(training_quotes),
         "rows_rejected": 0,
     }
+    metadata["training_profile"] = profile_inputs(training_quotes)
     metadata["global_importance"] = dict(
         zip(EXPLAINED_INPUTS, np.abs(contributions).mean(axis=0).round(2).tolist(), strict=True)
     )
