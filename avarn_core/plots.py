@@ -11,6 +11,7 @@ import altair as alt
 import pandas as pd
 
 from avarn_core.explain import format_sek
+from avarn_core.schema import LABELS
 
 # Vega expressions that write numbers the Swedish way: 45 230 kr, 12,5 %.
 SEK_LABEL = "replace(format(datum.value, ',.0f'), regexp(',', 'g'), ' ') + ' kr'"
@@ -134,15 +135,21 @@ def accuracy_over_time_chart(by_week: pd.DataFrame, level: float | None = None) 
     """MAPE and interval coverage per week (`monitoring.accuracy(by="week")`), with the
     interval's promised level as a dashed line when given."""
     data = _long_metrics(by_week, "week")
+    data["week_text"] = pd.to_datetime(data["week"]).dt.strftime("%Y-%m-%d")
     lines = (
         alt.Chart(data)
         .mark_line(point=True)
         .encode(
-            x=alt.X("week:T", title="Vecka", timeUnit="yearmonthdate"),
+            x=alt.X(
+                "week_text:O",
+                title="Vecka från",
+                sort="ascending",
+                axis=alt.Axis(labelAngle=-30),
+            ),
             y=alt.Y("value:Q", title=None, axis=alt.Axis(labelExpr=PERCENT_LABEL)),
             color=alt.Color("measure:N", title=None),
             tooltip=[
-                alt.Tooltip("week:T", title="Vecka från", format="%Y-%m-%d"),
+                alt.Tooltip("week_text:O", title="Vecka från"),
                 alt.Tooltip("measure:N", title="Mått"),
                 alt.Tooltip("value_text:N", title="Värde"),
                 alt.Tooltip("n:Q", title="Offerter med faktiskt pris"),
@@ -262,6 +269,7 @@ def drift_chart(drift: pd.DataFrame, warning: float = 0.1, alert: float = 0.25) 
     """PSI per input (`monitoring.drift`), coloured by status, with the warning and alert
     levels as lines."""
     data = drift.dropna(subset=["psi"]).copy()
+    data["input"] = data["input"].map(lambda name: LABELS.get(name, name))
     data["psi_text"] = data["psi"].map(lambda v: f"{v:.3f}".replace(".", ","))
     bars = (
         alt.Chart(data)

@@ -112,6 +112,7 @@ def test_accuracy_over_time_has_both_measures_and_the_target_line():
     lines, target = layer_rows(chart)
     assert {r["measure"] for r in lines} == {"Medelfel (MAPE)", "Täckning (intervallet höll)"}
     assert len(lines) == 3  # the missing coverage is left out, not drawn as zero
+    assert sorted({r["week_text"] for r in lines}) == ["2025-01-06", "2025-01-13"]
     assert target == [{"value": 0.9, "label": "Mål 90,0 %"}]
     assert len(spec(plots.accuracy_over_time_chart(weeks))["layer"]) == 1
 
@@ -176,7 +177,7 @@ def test_drift_bars_coloured_by_status_with_warning_and_alert_lines():
     )
     chart = plots.drift_chart(drift)
     bars, rules = layer_rows(chart)
-    assert [r["input"] for r in bars] == ["antal_sektioner", "stad"]
+    assert [r["input"] for r in bars] == ["Antal sektioner", "Stad"]
     assert [r["psi"] for r in rules] == [0.1, 0.25]
     assert spec(chart)["layer"][0]["encoding"]["color"]["scale"]["domain"] == [
         "ok",
