@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,18 +95,23 @@ def service() -> PricingService:
     return PricingService(predictor(), prediction_log())
 
 
-@st.cache_data(show_spinner=False, max_entries=4, ttl=60)
-def _read_log(db_url: str, count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+@st.cache_data(show_spinner="Läser prediktionsloggen …", max_entries=8, ttl=60)
+def _read_log(db_url: str, since: datetime | None, count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     # `count` only keys the cache: a new quote invalidates it; errors and actual prices
     # recorded elsewhere show within a minute (actual prices recorded here: at once).
     log = _open_log(db_url)
-    return log.quotes(), log.errors()
+    return log.quotes(since=since), log.errors(since=since)
 
 
-def log_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All logged quotes (with actual prices) and errors; re-read when the log has grown."""
+def log_frames(days: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Logged quotes (with actual prices) and errors of the last `days` days (None: all);
+    re-read when the log has grown."""
     log = prediction_log()
-    return _read_log(log.url, log.count())
+    since = None
+    if days is not None:  # from midnight UTC, so the cache key holds for a day
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        since = today - timedelta(days=days)
+    return _read_log(log.url, since, log.count())
 
 
 def clear_log_cache() -> None:

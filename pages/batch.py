@@ -108,7 +108,7 @@ if done is not None:
         "Ladda ner resultat (Excel)",
         lambda: to_xlsx_bytes(table),
         file_name=f"{done['name']}_priser.xlsx",
-        help="Excelfilen skapas när du klickar; för 100 000 rader kan det ta upp till en halv minut.",
+        help="Excelfilen skapas när du klickar; 100 000 rader kan ta upp till en halv minut.",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         icon=":material/download:",
         on_click="ignore",

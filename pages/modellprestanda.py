@@ -13,16 +13,10 @@ from avarn_core.performance import (
 from avarn_core.presentation import count_text, format_percent, md_escape
 
 app_state.require_entry("modellprestanda")
+PERIODS = {30: "Senaste 30 dagarna", 90: "Senaste 90 dagarna", 365: "Senaste året", None: "Allt"}
+
 metadata = app_state.metadata()
 log = app_state.prediction_log()
-quotes, errors = app_state.log_frames()
-report = performance_report(
-    quotes,
-    errors,
-    metadata=metadata,
-    profile=app_state.training_profile(),
-    settings=app_state.settings(),
-)
 
 
 def show_actuals_result(result) -> None:
@@ -40,11 +34,20 @@ st.caption(
     "Hur rätt prismodellen har haft, räknat ur prediktionsloggen: varje offert, varje fel och "
     "de faktiska priser som avtalen fick."
 )
-
+days = st.selectbox("Period", list(PERIODS), index=1, format_func=PERIODS.get, key="perf_days")
+quotes, errors = app_state.log_frames(days)
+report = performance_report(
+    quotes,
+    errors,
+    metadata=metadata,
+    profile=app_state.training_profile(),
+    settings=app_state.settings(),
+)
 if not report.has_quotes:
     st.info(
-        "Inga offerter har loggats ännu. Prisätt en offert på sidan Offert eller ladda upp en "
-        "fil på sidan Batch; sedan visas volym, felandel och drift här."
+        ("Inga offerter under perioden." if log.count() else "Inga offerter har loggats ännu.")
+        + " Prisätt en offert på sidan Offert eller ladda upp en fil på sidan Batch; sedan "
+        "visas volym, felandel och drift här."
     )
     st.page_link("pages/offert.py", label="Till Offert", icon=":material/request_quote:")
     st.page_link("pages/batch.py", label="Till Batch", icon=":material/table_view:")

@@ -348,6 +348,17 @@ def test_performance_empty_state(log):
     assert not at.metric and charts(at) == 0
 
 
+def test_performance_period_leaves_out_older_quotes(log, app_models_dir, training_quotes):
+    priced = Predictor.load(app_models_dir).quote_frame(training_quotes.head(2).reset_index())
+    old = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=200)
+    log.log_quotes(priced.assign(latency_ms=3.0, created_at=[old, old]), source="cli")
+    at = start("pages/modellprestanda.py")
+    assert "Inga offerter under perioden" in at.info[0].value  # default: the last 90 days
+    at.selectbox(key="perf_days").set_value(365).run()
+    assert_ok(at)
+    assert metrics(at)["Offerter"] == "2"
+
+
 def test_performance_shows_metrics_from_a_seeded_log(log, app_models_dir, training_quotes):
     predictor = Predictor.load(app_models_dir)
     priced = seed(log, predictor, training_quotes.sample(400, random_state=3))
