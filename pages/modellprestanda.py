@@ -19,8 +19,17 @@ metadata = app_state.metadata()
 log = app_state.prediction_log()
 
 
-def show_actuals_result(result) -> None:
+def recorded(result) -> None:
+    """Keep what record_actuals did for the next run, and rerun so every figure includes it."""
     app_state.clear_log_cache()
+    st.session_state["actuals_result"] = result
+    st.rerun()
+
+
+def show_recorded() -> None:
+    result = st.session_state.pop("actuals_result", None)
+    if result is None:
+        return
     if result.recorded:
         st.success(f"Registrerade {count_text(result.recorded)} faktiska priser.")
     for pid in result.unknown_ids[:20]:
@@ -34,6 +43,7 @@ st.caption(
     "Hur rätt prismodellen har haft, räknat ur prediktionsloggen: varje offert, varje fel och "
     "de faktiska priser som avtalen fick."
 )
+show_recorded()
 days = st.selectbox("Period", list(PERIODS), index=1, format_func=PERIODS.get, key="perf_days")
 quotes, errors = app_state.log_frames(days)
 report = performance_report(
@@ -134,7 +144,7 @@ else:
         if upload is not None and st.session_state.get("actuals_file_done") != upload.file_id:
             st.session_state["actuals_file_done"] = upload.file_id
             try:
-                show_actuals_result(log.record_actuals(read_actuals(upload.getvalue())))
+                recorded(log.record_actuals(read_actuals(upload.getvalue())))
             except ValueError as exc:
                 st.error(md_escape(exc))
         st.markdown("**Eller skriv in dem** (de senaste offerterna, nyast först):")
@@ -161,4 +171,4 @@ else:
             type="primary",
             key="actuals_save",
         ):
-            show_actuals_result(log.record_actuals(changes))
+            recorded(log.record_actuals(changes))

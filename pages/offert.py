@@ -148,11 +148,13 @@ else:
             horizontal=True,
             key=key,
         )
+    alternative = None
     try:
-        alternative = what_if(service.predictor, quote, name, value)
+        if value is not None:  # a city must be chosen first
+            alternative = what_if(service.predictor, quote, name, value)
     except ValidationError as exc:
         st.error(" ".join(validation_text(exc.errors())))
-    else:
+    if alternative is not None:
         st.metric(
             "Nytt pris per år",
             format_sek(alternative.quote.predicted_price),

@@ -206,6 +206,22 @@ def test_what_if_shows_the_new_price_and_difference_without_logging(log):
     assert at.number_input(key="offert_detektorer").value == 300
 
 
+def test_what_if_for_interval_and_city(log):
+    at = start()
+    at.button(key="offert_submit").click().run()  # the default is tested monthly
+    at.selectbox(key="whatif_input").set_value("testintervall").run()
+    at.radio(key="whatif_value_6").set_value("årsvis").run()
+    assert_ok(at)
+    new = [m for m in at.metric if m.label == "Nytt pris per år"][0]
+    assert kronor(new.delta) < 0  # testing less often costs less
+    at.selectbox(key="whatif_input").set_value("stad").run()
+    at.selectbox(key="whatif_value_5").set_value("Lund").run()
+    assert_ok(at)
+    quote = at.session_state["offert_quote"]
+    lund = [m for m in at.metric if m.label == "Nytt pris per år"][0]
+    assert kronor(lund.value) - quote.predicted_price == kronor(lund.delta)
+
+
 def test_one_click_takes_the_quote_to_the_explanation(log):
     at = start()
     at.button(key="offert_submit").click().run()
@@ -421,9 +437,10 @@ def test_performance_without_actuals_says_how_to_add_them(log, app_models_dir, t
     assert_ok(at)
     assert "Registrerade 2 faktiska priser" in at.success[0].value
     assert any("okänt" in w.value for w in at.warning)
+    assert metrics(at)["Med faktiskt pris"] == count_text(2)  # the figures include them
     actual = log.quotes().set_index("prediction_id")["faktiskt_pris"]
     assert actual[ids[0]] == 41_000 and actual[ids[1]] == 38_000.5
     assert pd.isna(actual[ids[2]])
     at.run()
-    assert metrics(at)["Med faktiskt pris"] == count_text(2)
+    assert not at.success  # said once
     assert len(log.actuals()) == 2  # the same upload is not recorded twice on a rerun
