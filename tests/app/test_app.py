@@ -144,6 +144,20 @@ def test_failed_first_start_says_so_in_swedish(log, monkeypatch, tmp_path):
     assert "Traceback" not in at.error[0].value
 
 
+def test_a_failing_page_shows_a_swedish_message_and_logs_the_traceback(log, monkeypatch, caplog):
+    def broken():
+        raise RuntimeError("database exploded: secret details")
+
+    monkeypatch.setattr(app_state, "service", broken)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "Något gick fel" in shown and "secret details" not in shown
+    assert at.sidebar.caption  # the rest of the app still renders
+    failures = [r for r in caplog.records if r.name == "avarn_core.app"]
+    assert failures and "secret details" in str(failures[0].exc_info[1])
+
+
 # -- Offert ------------------------------------------------------------------------------------
 
 
