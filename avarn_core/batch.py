@@ -53,7 +53,7 @@ def quote_sheet(
 ) -> BatchResult:
     """Validate and price every row of `sheet`; `progress` gets the fraction done."""
     validation = validate_table(sheet.canonical(), sheet.columns, sheet.rows)
-    errors = sorted([*sheet.errors, *validation.errors], key=lambda e: e.row)
+    errors = validation.errors
     inputs = validation.inputs
     parts, explained = [], []
     for start in range(0, len(inputs), CHUNK_ROWS):
@@ -81,14 +81,6 @@ def quote_sheet(
     if explain:
         exact = pd.concat(explained) if explained else predictor.explain_frame(inputs)
         table = table.join(_whole_kronor(exact, quotes["predicted_price"]))
-    # Structural errors name rows that are not in the frame; show them as rows of their own.
-    missing = sorted({e.row for e in sheet.errors} - set(table.index))
-    if missing:
-        extra = pd.DataFrame(
-            index=pd.Index(missing, name=table.index.name), columns=table.columns, dtype=object
-        )
-        extra["error"] = ["; ".join(messages[row]) for row in missing]
-        table = pd.concat([table, extra]).sort_index()
     return BatchResult(table=table, quotes=quotes, errors=errors)
 
 

@@ -225,7 +225,7 @@ def read_training_data(path: Path) -> tuple[pd.DataFrame, list[RowError], str]:
     validation = validate_table(sheet.canonical(), sheet.columns, sheet.rows)
     prices, price_errors = parse_training_prices(sheet.canonical(), sheet.rows)
     prices.index = sheet.frame.index
-    errors = sorted([*sheet.errors, *validation.errors, *price_errors], key=lambda e: e.row)
+    errors = sorted([*validation.errors, *price_errors], key=lambda e: e.row)
     bad_rows = {e.row for e in errors}
     quotes = validation.inputs[~validation.inputs.index.isin(bad_rows)].copy()
     quotes[TARGET] = prices.loc[quotes.index]
