@@ -32,6 +32,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "monotone_constraints": _MONOTONE,
     "monotone_constraints_method": "advanced",
     "deterministic": True,
+    # One thread: OpenMP threads busy-wait, and on a shared machine (Streamlit sessions, API
+    # workers, other jobs) training 10,000 rows then took 85 s instead of 4 s. Parallelism
+    # comes from processes.
+    "num_threads": 1,
     "force_row_wise": True,
     "seed": 0,
     "verbosity": -1,
@@ -69,13 +73,12 @@ class BoostedTrees:
     def _over_cities(self, features: Features, kind: str) -> np.ndarray:
         """Predictions (or contributions) with unseen cities averaged over the known ones."""
         booster = self._booster()
-        threads = 1 if len(features) < 1000 else 0  # threads cost more than they give on few rows
         contrib = kind == "contrib"
 
         def run(matrix: np.ndarray) -> np.ndarray:
             if not len(matrix):  # LightGBM divides by the row count
                 return np.zeros((0, matrix.shape[1] + 1)) if contrib else np.zeros(0)
-            return booster.predict(matrix, pred_contrib=contrib, num_threads=threads)
+            return booster.predict(matrix, pred_contrib=contrib, num_threads=1)
 
         out = run(_matrix(features))
         unseen = np.flatnonzero(features.city < 0)
