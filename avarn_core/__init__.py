@@ -14,7 +14,18 @@ from avarn_core.explain import (
 )
 from avarn_core.features import EXPLAINED_INPUTS, FEATURE_PIPELINE_VERSION
 from avarn_core.io import ReadError, Sheet, read_table, to_csv_bytes, to_xlsx_bytes
+from avarn_core.monitoring import (
+    Health,
+    accuracy,
+    drift,
+    error_rate,
+    health,
+    pairs,
+    profile_inputs,
+    volume,
+)
 from avarn_core.predict import Explanation, Predictor, Quote
+from avarn_core.predlog import ActualsResult, PredictionLog, PredictionLogError
 from avarn_core.registry import (
     ModelIntegrityError,
     ModelNotFoundError,
@@ -36,6 +47,7 @@ from avarn_core.schema import (
     RowError,
     validate_table,
 )
+from avarn_core.service import PricingService
 from avarn_core.settings import Settings, get_settings
 from avarn_core.train import ensure_active_model, train_file
 
@@ -53,27 +65,38 @@ __all__ = [
     "QUOTE_KEYS",
     "TARGET",
     "UPPER_BOUNDS",
+    "ActualsResult",
     "BatchResult",
     "Explanation",
+    "Health",
     "ModelIntegrityError",
     "ModelNotFoundError",
+    "PredictionLog",
+    "PredictionLogError",
     "Predictor",
+    "PricingService",
     "Quote",
     "QuoteInput",
     "ReadError",
     "RowError",
     "Settings",
     "Sheet",
+    "accuracy",
     "activate",
     "active_version",
+    "drift",
     "driver_sentences",
     "ensure_active_model",
     "error_frame",
+    "error_rate",
     "format_sek",
     "get_settings",
     "global_importance",
+    "health",
     "list_versions",
     "load_version",
+    "pairs",
+    "profile_inputs",
     "quote_sheet",
     "read_table",
     "rounded",
@@ -81,5 +104,6 @@ __all__ = [
     "to_xlsx_bytes",
     "train_file",
     "validate_table",
+    "volume",
     "waterfall_frame",
 ]

@@ -8,7 +8,9 @@ still written), 2 when nothing could be read.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from avarn_core.settings import get_settings
@@ -67,10 +69,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from avarn_core.batch import quote_sheet
     from avarn_core.io import ReadError, read_table, to_csv_bytes
     from avarn_core.predict import Predictor
+    from avarn_core.predlog import PredictionLog
     from avarn_core.registry import ModelIntegrityError, ModelNotFoundError
+    from avarn_core.service import PricingService
 
     try:
         sheet = read_table(Path(args.data))
@@ -82,7 +85,8 @@ def _predict(args: argparse.Namespace) -> int:
     except (ModelNotFoundError, ModelIntegrityError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    result = quote_sheet(sheet, predictor, explain=args.explain)
+    service = PricingService(predictor, PredictionLog(get_settings().db_url))
+    result = service.quote_sheet(sheet, source="cli", explain=args.explain)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     separator = "," if out.suffix.lower() == ".csv" and sheet.separator == "," else ";"
@@ -128,6 +132,55 @@ def _activate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    """Exit 0 when healthy, 1 on any alert, 2 when the active model cannot be read."""
+    from avarn_core import monitoring
+    from avarn_core.predlog import PredictionLog
+
+    settings = get_settings()
+    try:
+        model = monitoring.read_active_model(_models_dir(args))
+    except monitoring.ActiveModelError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    log = PredictionLog(settings.db_url)
+    since = datetime.now(UTC) - timedelta(days=args.since)
+    report = monitoring.health(
+        log.quotes(since=since),
+        log.errors(since=since),
+        profile=model.training_profile,
+        holdout_mape=model.holdout_mape,
+        settings=settings,
+        model_version=model.version,
+    )
+    print(
+        json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else report.text()
+    )
+    return 0 if report.ok else 1
+
+
+def _export_log(args: argparse.Namespace) -> int:
+    from avarn_core.predlog import PredictionLog, export_quotes
+
+    written = export_quotes(PredictionLog(get_settings().db_url).quotes(), Path(args.out))
+    print(f"Skrev {len(written)} filer till {args.out}")
+    return 0
+
+
+def _actuals(args: argparse.Namespace) -> int:
+    """Exit 1 when any id is unknown or any row is invalid (the valid rows are recorded)."""
+    from avarn_core.predlog import PredictionLog, read_actuals_csv
+
+    try:
+        frame = read_actuals_csv(Path(args.data))
+        result = PredictionLog(get_settings().db_url).record_actuals(frame)
+    except (OSError, ValueError) as exc:
+        print(f"Kan inte läsa {args.data}: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="avarn", description="Avarn Pris: prissättning av brandlarmsprovning"
@@ -158,6 +211,32 @@ def build_parser() -> argparse.ArgumentParser:
     command("models", _models, "lista modellversioner")
     sub = command("activate", _activate, "gör en äldre modellversion aktiv igen")
     sub.add_argument("version")
+
+    sub = command("monitor", _monitor, "modellens hälsa i drift; slutkod 1 när en gräns passeras")
+    sub.add_argument(
+        "--since",
+        type=float,
+        default=30,
+        metavar="DAYS",
+        help="titta på loggens senaste DAYS dagar (standard 30)",
+    )
+    sub.add_argument("--json", action="store_true", help="skriv rapporten som JSON")
+
+    sub = command(
+        "export-log",
+        _export_log,
+        "skriv predictions.csv och en predictions_YYYY-MM-DD.jsonl per dag",
+        models_dir=False,
+    )
+    sub.add_argument("--out", required=True, metavar="DIR")
+
+    sub = command(
+        "actuals",
+        _actuals,
+        "registrera faktiska priser från CSV: prediction_id,faktiskt_pris[,datum]",
+        models_dir=False,
+    )
+    sub.add_argument("--data", required=True, metavar="FILE.csv")
     return parser
 
 

@@ -92,6 +92,17 @@ def active_version(models_dir: Path) -> str | None:
     return marker.read_text(encoding="utf-8").strip() or None
 
 
+def active_metadata(models_dir: Path) -> dict[str, Any]:
+    """The active version's manifest (metrics, training profile), without loading the model."""
+    version = active_version(models_dir)
+    if version is None:
+        raise ModelNotFoundError(f"Ingen aktiv modell i {models_dir}")
+    path = _version_dir(Path(models_dir), version) / "metadata.json"
+    if not path.is_file():
+        raise ModelNotFoundError(f"Modellversion {version} finns inte i {models_dir}")
+    return {**json.loads(path.read_text(encoding="utf-8")), "version": version}
+
+
 def activate(models_dir: Path, version: str) -> None:
     """Make `version` the active one (atomically)."""
     models_dir = Path(models_dir)

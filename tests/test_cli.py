@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 
 from avarn_core.cli import main
+from avarn_core.predlog import PredictionLog
+from avarn_core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,6 +72,9 @@ def test_predict_with_errors_writes_the_file_and_exits_1(tmp_path, cli_models):
         ]
     )
     assert code == 1
+    log = PredictionLog(get_settings().db_url)
+    assert log.quotes()["source"].tolist() == ["cli"]
+    assert log.errors()["row"].tolist() == [3]
     result = pd.read_csv(out, sep=",", encoding="utf-8-sig")
     assert result["Kund"].tolist() == ["A", "B"]
     assert result["error"].isna().tolist() == [True, False]

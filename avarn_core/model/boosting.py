@@ -24,7 +24,7 @@ _TO_INPUT = [0, 1, 2, 3, 4, EXPLAINED_INPUTS.index("testintervall"), EXPLAINED_I
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "regression",
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 8,
     "min_data_in_leaf": 10,
     "min_data_per_group": 5,
@@ -46,7 +46,7 @@ def _matrix(features: Features, city: np.ndarray | None = None) -> np.ndarray:
 
 
 class BoostedTrees:
-    def __init__(self, num_rounds: int = 600, **params: Any) -> None:
+    def __init__(self, num_rounds: int = 300, **params: Any) -> None:
         self.num_rounds = num_rounds
         self.params = {**DEFAULT_PARAMS, **params}
         self.booster_: lgb.Booster | None = None

@@ -1,0 +1,45 @@
+import pytest
+from pydantic import ValidationError
+
+from avarn_core.io import read_table
+from avarn_core.predlog import PredictionLog
+from avarn_core.service import PricingService
+
+
+@pytest.fixture()
+def service(predictor, log_url):
+    return PricingService(predictor, PredictionLog(log_url))
+
+
+def test_every_quote_is_logged_with_its_source(service, request_example):
+    quote = service.quote({**request_example, "stad": "goteborg"}, source="app-single", user="anna")
+    row = service.log.quote(quote.prediction_id)
+    assert row["source"] == "app-single" and row["user"] == "anna"
+    assert row["stad"] == "Göteborg" and row["predicted_price"] == quote.predicted_price
+    assert row["latency_ms"] > 0
+    assert service.logged_inputs(quote.prediction_id)["antal_detektorer"] == 25
+
+
+def test_an_invalid_request_is_logged_as_an_error_and_raised(service, request_example):
+    with pytest.raises(ValidationError):
+        service.quote({**request_example, "antal_detektorer": -5}, source="api")
+    errors = service.log.errors()
+    assert len(errors) == 1 and "antal_detektorer" in errors["reason"].iloc[0]
+    assert service.log.count() == 0
+
+
+def test_a_sheet_is_logged_as_one_batch_with_its_errors(service):
+    sheet = read_table(
+        "Antal sektioner;Antal detektorer;Antal larmdon;Dörrhållarmagneter;Ventilation;Stad;"
+        "Testintervall\n8;25;15;5;Ja;Stockholm;Månadsvis\n3;x;4;0;Nej;Lund;Årsvis\n"
+        "2;9;3;1;Nej;Kiruna;Kvartalsvis\n".encode()
+    )
+    result = service.quote_sheet(sheet, source="app-batch")
+    quotes = service.log.quotes()
+    assert len(quotes) == result.n_priced == 2
+    assert quotes["batch_id"].nunique() == 1 and quotes["source"].eq("app-batch").all()
+    assert quotes["warning"].notna().sum() == 1
+    errors = service.log.errors()
+    assert (
+        errors["row"].tolist() == [3] and errors["batch_id"].iloc[0] == quotes["batch_id"].iloc[0]
+    )
