@@ -175,7 +175,7 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         response_model=QuoteResponse,
         tags=["pricing"],
         dependencies=guarded,
-        responses=error_responses(401, 413, 503),
+        responses=error_responses(400, 401, 413, 503),
     )
     def predict(request: QuoteRequest) -> QuoteResponse:
         """Price one contract: the price, its interval and the id of the logged quote."""
@@ -188,7 +188,7 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         response_model=list[BatchItemResult],
         tags=["pricing"],
         dependencies=guarded,
-        responses=error_responses(401, 413, 503),
+        responses=error_responses(400, 401, 413, 503),
     )
     def predict_batch(
         response: Response,
@@ -222,7 +222,7 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         response_model=ExplainResponse,
         tags=["pricing"],
         dependencies=guarded,
-        responses=error_responses(401, 413, 503),
+        responses=error_responses(400, 401, 413, 503),
     )
     def explain(request: QuoteRequest) -> ExplainResponse:
         """Why the price is what it is: kronor per input that add up to the price."""
@@ -243,7 +243,7 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         response_model=ActualsResponse,
         tags=["actual prices"],
         dependencies=guarded,
-        responses=error_responses(401, 413, 503),
+        responses=error_responses(400, 401, 413, 503),
     )
     def actuals(
         rows: Annotated[

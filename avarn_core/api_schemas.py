@@ -127,6 +127,7 @@ class ErrorResponse(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the errors an endpoint can answer with."""
     text = {
+        400: "The body could not be read at all (for example bytes that are not UTF-8)",
         401: "Missing or wrong X-API-Key (only when AVARN_API_KEY is set)",
         413: "Too many items (more than AVARN_BATCH_MAX_ITEMS) or too large a body",
         503: "The model or the prediction log cannot be used right now",
