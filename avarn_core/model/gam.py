@@ -44,9 +44,13 @@ def _flags(features: Features) -> np.ndarray:
 
 
 class MonotoneGAM:
-    def __init__(self, n_knots: int = 4, alpha: float = 1e-6) -> None:
+    def __init__(self, n_knots: int = 4, alpha: float = 1e-6, city_prior: float = 5.0) -> None:
         self.n_knots = n_knots
         self.alpha = alpha
+        # City effects are shrunk towards the average as if each city had `city_prior` extra
+        # quotes at the average: a city seen twice does not get its own price level from two
+        # quotes.
+        self.city_prior = city_prior
         self.coef_: np.ndarray | None = None
 
     # -- basis ------------------------------------------------------------------------------
@@ -106,13 +110,16 @@ class MonotoneGAM:
         basis = self._basis(features)
         cities = np.zeros((len(features), n_cities))
         cities[np.arange(len(features)), features.city] = 1.0
-        design = np.column_stack([basis, cities])
+        design = np.column_stack([basis, cities, np.ones(len(features))])
         n, n_params = design.shape
-        self.mean_ = float(log_price.mean())
-        gram = design.T @ design / n + self.alpha * np.eye(n_params)
-        target = design.T @ (log_price - self.mean_) / n
+        y_mean = float(log_price.mean())
+        penalty = np.concatenate(
+            [np.full(basis.shape[1], self.alpha), np.full(n_cities, self.city_prior / n), [0.0]]
+        )
+        gram = design.T @ design / n + np.diag(penalty)
+        target = design.T @ (log_price - y_mean) / n
         constraints = self._constraints(basis.shape[1])
-        constraints = np.column_stack([constraints, np.zeros((len(constraints), n_cities))])
+        constraints = np.column_stack([constraints, np.zeros((len(constraints), n_cities + 1))])
         result = minimize(
             lambda b: 0.5 * b @ gram @ b - target @ b,
             np.zeros(n_params),
@@ -128,7 +135,8 @@ class MonotoneGAM:
         coef = result.x
         # Tiny negative slack from the solver must not break monotonicity: project onto bounds.
         self.coef_ = coef[: basis.shape[1]]
-        self.city_effect_ = coef[basis.shape[1] :]
+        self.city_effect_ = coef[basis.shape[1] : -1]
+        self.mean_ = y_mean + float(coef[-1])
         self._repair(constraints[:, : basis.shape[1]])
         self.basis_mean_ = basis.mean(axis=0)
         self.z_mean_ = z.mean(axis=0)
@@ -205,6 +213,7 @@ class MonotoneGAM:
         return {
             "n_knots": self.n_knots,
             "alpha": self.alpha,
+            "city_prior": self.city_prior,
             "edges": [e.tolist() for e in self.edges_],
             "coef": self.coef_.tolist(),
             "city_effect": self.city_effect_.tolist(),
@@ -217,7 +226,7 @@ class MonotoneGAM:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MonotoneGAM:
-        model = cls(n_knots=data["n_knots"], alpha=data["alpha"])
+        model = cls(n_knots=data["n_knots"], alpha=data["alpha"], city_prior=data["city_prior"])
         model.edges_ = [np.array(e) for e in data["edges"]]
         model.coef_ = np.array(data["coef"])
         model.city_effect_ = np.array(data["city_effect"])
