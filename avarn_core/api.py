@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # LOG_LEVEL for our loggers; uvicorn keeps its own (--log-level).
+        logging.getLogger("avarn_core").setLevel(settings.log_level)
         report = await run_in_threadpool(serving.open)
         if not report.ok:
             logger.warning(
