@@ -83,7 +83,7 @@ class PricingService:
             "warning": quote.warning,
             "latency_ms": (time.perf_counter() - started) * 1000,
         }
-        self.log.log_quotes(pd.DataFrame([row]), source=source, user=user)
+        self.log.log_quote(row, source=source, user=user)
         return quote
 
     def log_rejected(

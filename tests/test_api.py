@@ -134,7 +134,7 @@ def test_a_quote_that_cannot_be_logged_is_not_given(client, request_example, mon
     def fail(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(log_of(client), "log_quotes", fail)
+    monkeypatch.setattr(log_of(client), "log_quote", fail)
     response = client.post("/predict", json=request_example)
 
     assert response.status_code == 503
