@@ -7,6 +7,7 @@ six quote keys, `warning` and `error`; with `explain`, `base_price` and one
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ class BatchResult:
     table: pd.DataFrame  # the spreadsheet's columns + quote keys + warning + error (+ explanation)
     quotes: pd.DataFrame  # priced rows: canonical inputs, quote keys, warning (for the log)
     errors: list[RowError] = field(default_factory=list)
+    seconds: float = 0.0  # time to validate and price
 
     @property
     def n_rows(self) -> int:
@@ -52,8 +54,9 @@ def quote_sheet(
     progress: Callable[[float], None] | None = None,
 ) -> BatchResult:
     """Validate and price every row of `sheet`; `progress` gets the fraction done."""
+    started = time.perf_counter()
     validation = validate_table(sheet.canonical(), sheet.columns, sheet.rows)
-    errors = sorted([*sheet.errors, *validation.errors], key=lambda e: e.row)
+    errors = validation.errors
     inputs = validation.inputs
     parts, explained = [], []
     for start in range(0, len(inputs), CHUNK_ROWS):
@@ -80,16 +83,11 @@ def quote_sheet(
     )
     if explain:
         exact = pd.concat(explained) if explained else predictor.explain_frame(inputs)
-        table = table.join(_whole_kronor(exact, quotes["predicted_price"]))
-    # Structural errors name rows that are not in the frame; show them as rows of their own.
-    missing = sorted({e.row for e in sheet.errors} - set(table.index))
-    if missing:
-        extra = pd.DataFrame(
-            index=pd.Index(missing, name=table.index.name), columns=table.columns, dtype=object
-        )
-        extra["error"] = ["; ".join(messages[row]) for row in missing]
-        table = pd.concat([table, extra]).sort_index()
-    return BatchResult(table=table, quotes=quotes, errors=errors)
+        whole = _whole_kronor(exact, quotes["predicted_price"])
+        table = table.join(whole.astype("Int64"))  # rows with errors stay empty, not 0.0
+    return BatchResult(
+        table=table, quotes=quotes, errors=errors, seconds=time.perf_counter() - started
+    )
 
 
 def _whole_kronor(exact: pd.DataFrame, prices: pd.Series) -> pd.DataFrame:

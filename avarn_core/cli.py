@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,10 +59,12 @@ def _train(args: argparse.Namespace) -> int:
         f"Modell {version} sparad i {models_dir}"
         + (" och aktiverad" if not args.no_activate else "")
     )
-    print(
-        f"  rader: {metadata['training_data']['rows']} "
-        f"(bortsorterade: {metadata['training_data']['rows_rejected']})"
-    )
+    data = metadata["training_data"]
+    print(f"  rader: {data['rows']} (bortsorterade: {data['rows_rejected']})")
+    for line in data["rejected"][:20]:
+        print(f"    {line}")
+    if data["rows_rejected"] > 20:
+        print(f"    … fler i {models_dir / version / 'metadata.json'}")
     print(
         f"  holdout MAPE: {holdout['mape']:.2%}, täckning {metadata['level']:.0%}-intervall: "
         f"{holdout['coverage']:.1%}, relativ bredd {holdout['mean_relative_width']:.1%}"
@@ -70,28 +73,47 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from avarn_core.io import ReadError, read_table, to_csv_bytes
+    """Price a file. The result is written to a temporary file, the batch is logged, and only
+    then is the file put in place: no logged quote goes undelivered, no file half-written."""
+    from avarn_core.batch import quote_sheet
+    from avarn_core.io import ReadError, read_table, to_csv_bytes, to_xlsx_bytes
     from avarn_core.predict import Predictor
     from avarn_core.predlog import PredictionLog
     from avarn_core.registry import ModelIntegrityError, ModelNotFoundError
     from avarn_core.service import PricingService
 
     try:
-        sheet = read_table(Path(args.data))
-    except ReadError as exc:
-        print(f"Kunde inte läsa {args.data}: {exc}", file=sys.stderr)
-        return 2
-    try:
         predictor = Predictor.load(_models_dir(args))
     except (ModelNotFoundError, ModelIntegrityError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     service = PricingService(predictor, PredictionLog(get_settings().db_url))
-    result = service.quote_sheet(sheet, source="cli", explain=args.explain)
+    try:
+        sheet = read_table(Path(args.data))
+    except ReadError as exc:
+        service.log_unreadable(str(exc), source="cli", name=Path(args.data).name)
+        print(f"Kunde inte läsa {args.data}: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    separator = "," if out.suffix.lower() == ".csv" and sheet.separator == "," else ";"
-    out.write_bytes(to_csv_bytes(result.table.reset_index(drop=True), separator))
+    if out.is_dir():
+        print(f"Kunde inte skriva {out}: det är en mapp", file=sys.stderr)
+        return 2
+    result = quote_sheet(sheet, predictor, explain=args.explain)
+    table = result.table.reset_index(drop=True)
+    if out.suffix.lower() == ".xlsx":
+        content = to_xlsx_bytes(table)
+    else:
+        content = to_csv_bytes(table, "," if sheet.separator == "," else ";")
+    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(content)
+        service.log_sheet(result, source="cli")
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        print(f"Kunde inte skriva {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(
         f"{result.n_priced} av {result.n_rows} rader prisade, {result.n_warnings} med varning, "
         f"{result.n_error_rows} med fel. Resultat: {out}"
@@ -242,10 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avarn_core.settings import SettingsError
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        level = get_settings().log_level
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    except (SettingsError, ValueError) as exc:
+        print(f"Felaktig inställning: {exc}", file=sys.stderr)
+        return 2
     return args.handler(args)
 
 

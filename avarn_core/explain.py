@@ -108,7 +108,7 @@ def driver_sentences(explanation: Explanation, n: int = 3) -> list[str]:
             verb = "höjer" if amount > 0 else "sänker"
             sentences.append(
                 f"{subject} {verb} priset med {format_sek(abs(amount))} "
-                "jämfört med ett genomsnittligt avtal."
+                "jämfört med ett typiskt avtal."
             )
     return sentences
 
@@ -119,8 +119,8 @@ def waterfall_frame(explanation: Explanation) -> pd.DataFrame:
     base, whole, price = rounded(explanation)
     rows = [
         {
-            "step": "Genomsnittligt avtal",
-            "label": "Genomsnittligt avtal",
+            "step": "Typiskt avtal",
+            "label": "Typiskt avtal",
             "amount": base,
             "start": 0,
             "end": base,

@@ -1,10 +1,12 @@
 """Reading spreadsheets the way Swedish Excel writes them, and writing them back safely.
 
-Reading: CSV with `;`, `,` or tab, UTF-8 with or without BOM or Windows-1252; XLSX (first
-sheet). Headers match in any case and spacing, with or without å/ä/ö ("Antal detektorer",
-"ANTAL_DETEKTORER"). Extra columns are kept as they are, and every row keeps its spreadsheet row
-number (header = row 1). A file that cannot be read at all raises one `ReadError` with a Swedish
-message; a row with a structural problem (more cells than headers) becomes a `RowError`.
+Reading: CSV with `;`, `,` or tab (or Excel's `sep=;` first line), UTF-8 with or without BOM,
+UTF-16 ("Unicode-text") or Windows-1252; XLSX (first sheet). Headers match in any case and
+spacing, with or without å/ä/ö ("Antal detektorer", "ANTAL_DETEKTORER"), and may sit under a
+title row or two. Extra columns are kept as they are (data in an untitled column too), and
+every row keeps its spreadsheet row number. A file that cannot be read at all raises one
+`ReadError` with a Swedish message. Reading is bounded: at most MAX_ROWS rows with data,
+MAX_COLUMNS columns and MAX_BYTES bytes, whatever the file claims about itself.
 
 Writing: text cells that a spreadsheet would run as a formula (starting with = + - @, tab or
 CR) get a leading apostrophe; numbers stay numbers.
@@ -14,27 +16,26 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
-from avarn_core.schema import (
-    COUNT_COLUMNS,
-    INTERVAL_COLUMNS,
-    LABELS,
-    QUOTE_KEYS,
-    TARGET,
-    RowError,
-    fold,
-)
+from avarn_core.schema import COUNT_COLUMNS, INTERVAL_COLUMNS, LABELS, QUOTE_KEYS, TARGET, fold
 
 MAX_ROWS = 200_000
-MAX_BYTES = 100 * 1024 * 1024
+MAX_RECORDS = 2 * MAX_ROWS  # rows read in all, blank ones included
+MAX_COLUMNS = 200
+MAX_BYTES = 50 * 1024 * 1024
+HEADER_SEARCH_ROWS = 10
 
+# Aliases in order of preference: when "Stad" and "Ort" both exist, Stad is the city and Ort
+# passes through as an extra column.
 _ALIASES = {
     "antal_sektioner": ["antal_sektioner", "sektioner", "antal_larmsektioner", "larmsektioner"],
     "antal_detektorer": ["antal_detektorer", "detektorer", "antal_branddetektorer"],
@@ -42,6 +43,7 @@ _ALIASES = {
     "dörrhållarmagneter": [
         "dorrhallarmagneter",
         "antal_dorrhallarmagneter",
+        "dorrhallar_magneter",
         "dorrhallare",
         "antal_dorrhallare",
     ],
@@ -53,7 +55,9 @@ _ALIASES = {
     "månadsvis": ["manadsvis"],
     TARGET: ["pris", "pris_sek", "pris_kr", "arspris"],
 }
-_CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
+_CANONICAL = {
+    alias: (name, rank) for name, aliases in _ALIASES.items() for rank, alias in enumerate(aliases)
+}
 # Columns our own output adds; a results file uploaded again gets them recomputed, not doubled.
 OUTPUT_COLUMNS = [*QUOTE_KEYS, "warning", "error", "base_price"]
 
@@ -68,7 +72,6 @@ class Sheet:
 
     frame: pd.DataFrame
     columns: dict[str, str]  # canonical name → the spreadsheet's header
-    errors: list[RowError] = field(default_factory=list)
     separator: str = ";"
 
     @property
@@ -88,6 +91,10 @@ def header_key(header: object) -> str:
 def _decode(data: bytes) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    if b"\x00" in data[:4096]:
+        raise ReadError("Filen är inget kalkylark; ladda upp CSV eller Excel (.xlsx)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -101,31 +108,35 @@ def _decode(data: bytes) -> str:
         ) from None
 
 
-def _separator(header_line: str) -> str:
-    counts = {sep: header_line.count(sep) for sep in (";", ",", "\t")}
-    return max(counts, key=counts.get)
+def _csv_records(data: bytes) -> tuple[Iterator[list[object]], str]:
+    """Records and the separator: Excel's `sep=;` hint, else the commonest of ; , tab in the
+    first non-empty line."""
+    stream = io.StringIO(_decode(data), newline="")
+    first = stream.readline()
+    declared = re.match(r'^"?sep=(.)"?\s*$', first.strip("\r\n"))
+    if declared:  # Excel hides this line, so its row 1 is the line after it
+        return csv.reader(stream, delimiter=declared.group(1)), declared.group(1)
+    line = first if first.strip() else next((ln for ln in stream if ln.strip()), "")
+    counts = {sep: line.count(sep) for sep in (";", ",", "\t")}
+    separator = max(counts, key=counts.get)
+    stream.seek(0)
+    return csv.reader(stream, delimiter=separator), separator
 
 
-def _read_csv(data: bytes) -> tuple[list[list[object]], str]:
-    text = _decode(data)
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    separator = _separator(first)
-    records = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
-    return records, separator
-
-
-def _read_xlsx(data: bytes) -> list[list[object]]:
+def _xlsx_records(data: bytes) -> Iterator[list[object]]:
     from openpyxl import load_workbook
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        # The declared <dimension> may be stale or absurd: read what is really there, bounded.
+        sheet.reset_dimensions()
+        for row in sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS):
+            yield list(row)
+    except ReadError:
+        raise
     except Exception as exc:  # openpyxl raises many types for a damaged workbook
         raise ReadError(f"Excel-filen kunde inte läsas ({type(exc).__name__})") from None
-    try:
-        sheet = book.worksheets[0]
-        return [list(row) for row in sheet.iter_rows(values_only=True)]
-    finally:
-        book.close()
 
 
 def _blank(value: object) -> bool:
@@ -146,85 +157,102 @@ def read_table(source: bytes | str | Path | BinaryIO, *, training: bool = False)
     elif isinstance(source, bytes):
         data = source
     else:
-        data = source.read()
+        data = source.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise ReadError(f"Filen är större än {MAX_BYTES // 2**20} MB")
+        raise ReadError(f"Filen är större än {MAX_BYTES // 2**20} MB; dela upp den")
     if not data.strip():
         raise ReadError("Filen är tom")
-    separator = ";"
     if data.startswith(b"PK\x03\x04"):
-        records = _read_xlsx(data)
-    elif data.startswith(b"\xd0\xcf\x11\xe0"):
+        return _to_sheet(_xlsx_records(data), ";", training)
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
         raise ReadError("Gamla Excel-filer (.xls) stöds inte; spara som .xlsx eller CSV")
-    elif b"\x00" in data[:4096]:
-        raise ReadError("Filen är inget kalkylark; ladda upp CSV eller Excel (.xlsx)")
-    else:
-        records, separator = _read_csv(data)
+    records, separator = _csv_records(data)
     return _to_sheet(records, separator, training)
 
 
-def _to_sheet(records: list[list[object]], separator: str, training: bool) -> Sheet:
-    header_at = next((i for i, r in enumerate(records) if not all(_blank(v) for v in r)), None)
-    if header_at is None:
-        raise ReadError("Filen är tom")
-    header = [("" if v is None else str(v)).strip() for v in records[header_at]]
-    while header and not header[-1]:
-        header.pop()
-    width = len(header)
-    names = [h or f"kolumn_{i + 1}" for i, h in enumerate(header)]
-    if len(set(names)) != len(names):
-        duplicate = next(n for n in names if names.count(n) > 1)
-        raise ReadError(f"Kolumnen '{duplicate}' finns två gånger i rubrikraden")
-    columns = _map_columns(names, training)
+def _recognised(record: list[object]) -> int:
+    return sum(header_key(v) in _CANONICAL for v in record if not _blank(v))
 
-    cells, row_numbers, errors = [], [], []
-    for offset, record in enumerate(records[header_at + 1 :]):
-        row = header_at + 2 + offset  # spreadsheet numbering starts at 1
+
+def _to_sheet(records: Iterator[list[object]], separator: str, training: bool) -> Sheet:
+    numbered = zip(itertools.count(1), records, strict=False)  # spreadsheet rows start at 1
+    # The header is the first row naming at least three inputs, among the first non-empty rows
+    # (a title row above it is common); failing that, the first non-empty row.
+    candidates: list[tuple[int, list[object]]] = []
+    for row, record in numbered:
+        if not all(_blank(v) for v in record):
+            candidates.append((row, record))
+            if _recognised(record) >= 3 or len(candidates) == HEADER_SEARCH_ROWS:
+                break
+    if not candidates:
+        raise ReadError("Filen är tom")
+    header_row, header = next(((r, h) for r, h in candidates if _recognised(h) >= 3), candidates[0])
+    names = [("" if v is None else str(v)).strip() for v in header[:MAX_COLUMNS]]
+    while names and not names[-1]:
+        names.pop()
+
+    cells, row_numbers = [], []
+    leftover = [(r, rec) for r, rec in candidates if r > header_row]
+    for row, record in itertools.chain(leftover, numbered):
+        if row - header_row > MAX_RECORDS:
+            raise ReadError(f"Filen har fler än {MAX_RECORDS:,} rader".replace(",", " "))
+        record = list(record[:MAX_COLUMNS])
         if all(_blank(v) for v in record):
             continue
-        extra = record[width:]
-        if any(not _blank(v) for v in extra):
-            errors.append(
-                RowError(
-                    row,
-                    "",
-                    str(len(record)),
-                    f"raden har fler värden ({len(record)}) än rubrikraden "
-                    f"({width}); kontrollera avgränsaren",
-                )
-            )
-            continue
-        cells.append(list(record[:width]) + [None] * (width - len(record)))
+        cells.append(record)
         row_numbers.append(row)
         if len(cells) > MAX_ROWS:
             raise ReadError(f"Filen har fler än {MAX_ROWS:,} rader; dela upp den".replace(",", " "))
-    if not cells and not errors:
+    if not cells:
         raise ReadError("Filen har en rubrikrad men inga rader att prisa")
+    width = max(len(names), *(len(r) for r in cells))
+    while width > len(names) and all(len(r) < width or _blank(r[width - 1]) for r in cells):
+        width -= 1
+    raw = names + [""] * (width - len(names))
+    names = _unique_names(raw)
+    columns, renamed = _map_columns(raw, names, training)
+    cells = [r[:width] + [None] * (width - len(r)) for r in cells]
     frame = pd.DataFrame(
         cells, columns=names, index=pd.Index(row_numbers, name="rad"), dtype=object
     )
-    frame = frame.drop(
-        columns=[
-            c
-            for c in names
-            if header_key(c) in OUTPUT_COLUMNS or header_key(c).startswith("contribution_")
-        ]
-    )
-    return Sheet(frame, columns, errors, separator)
+    frame = frame.drop(columns=renamed["dropped"]).rename(columns=renamed["renamed"])
+    columns = {k: renamed["renamed"].get(v, v) for k, v in columns.items()}
+    return Sheet(frame, columns, separator)
 
 
-def _map_columns(names: list[str], training: bool) -> dict[str, str]:
+def _unique_names(names: list[str]) -> list[str]:
+    """Untitled columns get 'kolumn_N'; a repeated title gets ' (2)', ' (3)' …"""
+    out: list[str] = []
+    for i, name in enumerate(names):
+        name = name or f"kolumn_{i + 1}"
+        candidate, n = name, 2
+        while candidate in out:
+            candidate, n = f"{name} ({n})", n + 1
+        out.append(candidate)
+    return out
+
+
+def _is_output(name: str) -> bool:
+    key = header_key(name)
+    return key in OUTPUT_COLUMNS or key.startswith("contribution_")
+
+
+def _map_columns(raw: list[str], names: list[str], training: bool) -> tuple[dict[str, str], dict]:
+    """Canonical name → header (`names`, made unique from `raw`), and what to do with columns
+    named like our own output."""
     columns: dict[str, str] = {}
-    for name in names:
-        canonical = _CANONICAL.get(header_key(name))
+    ranks: dict[str, int] = {}
+    for title, name in zip(raw, names, strict=True):
+        canonical, rank = _CANONICAL.get(header_key(title), (None, None))
         if canonical is None:
             continue
-        if canonical in columns:
+        if canonical in columns and rank == ranks[canonical]:
             raise ReadError(
                 f"Kolumnerna '{columns[canonical]}' och '{name}' betyder samma sak "
                 f"({LABELS.get(canonical, canonical)}); ta bort en av dem"
             )
-        columns[canonical] = name
+        if canonical not in columns or rank < ranks[canonical]:
+            columns[canonical], ranks[canonical] = name, rank
     required = [*COUNT_COLUMNS, "ventilation", "stad"] + ([TARGET] if training else [])
     missing = [LABELS.get(c, c) for c in required if c not in columns]
     if "testintervall" not in columns:
@@ -239,7 +267,15 @@ def _map_columns(names: list[str], training: bool) -> dict[str, str]:
     if missing:
         found = ", ".join(f"'{n}'" for n in names[:15])
         raise ReadError(f"Kolumn saknas: {', '.join(missing)}. Filen har kolumnerna {found}")
-    return columns
+    # A results file uploaded again: our own output columns are recomputed, not doubled. A
+    # user's column that merely shares a name with ours is kept, under a name that says so.
+    ours = [n for n in names if _is_output(n) and n not in columns.values()]
+    reupload = {header_key(n) for n in ours} >= set(QUOTE_KEYS)
+    renamed = {
+        "dropped": ours if reupload else [],
+        "renamed": {} if reupload else {n: f"{n} (indata)" for n in ours},
+    }
+    return columns, renamed
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ PSI_WARNING = 0.1
 PSI_ALERT = 0.25
 MIN_ACTUALS = 30  # fewer actual prices than this: coverage and MAPE are not judged
 MIN_RECENT_QUOTES = 30  # fewer recent quotes than this: drift is not judged
+DRIFT_COLUMNS = ["input", "psi", "status", "n", "unseen_share", "sampling_psi"]
 ACCURACY_GROUPS = ("week", "model_version", "stad", "interval")
 _DECILES = np.linspace(0.1, 0.9, 9)
 
@@ -151,7 +152,8 @@ def drift(profile: dict[str, Any], recent_inputs: pd.DataFrame) -> pd.DataFrame:
 
     Columns: input, psi, status ("ok", "varning", "larm"; "ingen data" without recent
     inputs), n (recent rows) and unseen_share (for `stad`: the share of recent quotes in a
-    city the training data did not have; such cities form one extra bin with training share 0).
+    city the training data did not have; such cities form one extra bin with training share 0),
+    sampling_psi (what sampling alone gives at this n). The status judges psi − sampling_psi.
     """
     n = len(recent_inputs)
     rows = []
@@ -177,7 +179,7 @@ def drift(profile: dict[str, Any], recent_inputs: pd.DataFrame) -> pd.DataFrame:
         row = _drift_row(name, expected, np.append(recent, unseen if n else 0.0), n)
         row["unseen_share"] = unseen if name == "stad" else math.nan
         rows.append(row)
-    return pd.DataFrame(rows, columns=["input", "psi", "status", "n", "unseen_share"])
+    return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
 
 
 def psi(expected: np.ndarray, recent: np.ndarray) -> float:
@@ -396,19 +398,29 @@ def _shares(values: pd.Series, always: list[str]) -> dict[str, float]:
     }
 
 
+def sampling_psi(bins: int, n: int) -> float:
+    """The PSI that sampling alone gives n quotes from an unchanged population, about
+    (bins − 1) / n (PSI ≈ χ²/n with bins − 1 degrees of freedom for small shifts). With 16
+    cities and 60 quotes that is 0.25 — an "alert" out of nothing — so it is subtracted before
+    a PSI is judged."""
+    return (bins - 1) / n if n else math.nan
+
+
 def _drift_row(name: str, expected: np.ndarray, recent: np.ndarray, n: int) -> dict[str, Any]:
     value = psi(expected, recent) if n else math.nan
+    noise = sampling_psi(int(np.count_nonzero((expected > 0) | (recent > 0))), n)
     return {
         "input": name,
         "psi": value,
-        "status": psi_status(value),
+        "status": psi_status(max(value - noise, 0.0) if n else math.nan),
         "n": n,
         "unseen_share": math.nan,
+        "sampling_psi": noise,
     }
 
 
 def _no_drift() -> pd.DataFrame:
-    return pd.DataFrame(columns=["input", "psi", "status", "n", "unseen_share"])
+    return pd.DataFrame(columns=DRIFT_COLUMNS)
 
 
 def _jsonable(value: Any) -> Any:
@@ -507,8 +519,11 @@ def _drift_checks(
     limit = settings.monitor_psi_alert
     checks = []
     for row in frame.itertuples():
-        status = "larm" if row.psi >= limit else "ok"
-        message = f"Drift i {row.input}: PSI {row.psi:.3f} (gräns {limit:.2f})".replace(".", ",")
+        status = "larm" if row.psi - row.sampling_psi >= limit else "ok"
+        message = (
+            f"Drift i {row.input}: PSI {row.psi:.3f}, varav slumpen ~{row.sampling_psi:.3f} "
+            f"(gräns {limit:.2f} utöver slumpen)"
+        ).replace(".", ",")
         if row.input == "stad":
             message += f", okända städer {_pct(row.unseen_share)}"
         checks.append(Check(f"drift {row.input}", status, row.psi, limit, message))

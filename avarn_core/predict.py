@@ -24,7 +24,15 @@ from avarn_core.features import (
     match_cities,
 )
 from avarn_core.registry import LoadedModel, load_version
-from avarn_core.schema import INPUT_COLUMNS, QUOTE_KEYS, QuoteInput, clean_city, fold
+from avarn_core.schema import (
+    COUNT_COLUMNS,
+    INPUT_COLUMNS,
+    LABELS,
+    QUOTE_KEYS,
+    QuoteInput,
+    clean_city,
+    fold,
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ class Explanation:
     price: float
     base_price: float
     contributions: dict[str, float]  # EXPLAINED_INPUTS → SEK
-    inputs: dict[str, Any]
+    inputs: dict[str, Any]  # as priced: the city in the model's spelling
+    warning: str | None = None
 
 
 def unseen_city_warning(city: str) -> str:
@@ -58,6 +67,13 @@ def unseen_city_warning(city: str) -> str:
         f"Staden '{city}' finns inte i modellens data; priset bygger på ett snitt av kända "
         "städer och är osäkrare"
     )
+
+
+def beyond_range_warning(column: str, value: int, largest: float) -> str:
+    return (
+        f"{LABELS[column]} {value:,} är fler än modellen har sett (högst {largest:,.0f}); "
+        "priset är en uppskattning utanför modellens erfarenhet, kontrollera det"
+    ).replace(",", "\u00a0")
 
 
 class Predictor:
@@ -78,20 +94,37 @@ class Predictor:
     def cities(self) -> list[str]:
         return list(self.model.cities)
 
-    def _canonical_cities(self, names: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        """The model's spelling of each city and a mask of cities it has never seen."""
-        index = match_cities(names, self._lookup)
-        known = np.array(self.model.cities, dtype=object)
-        spelled = np.where(
-            index >= 0, known[index.clip(0)], names.map(clean_city).to_numpy(dtype=object)
-        )
-        return spelled, index < 0
+    def _warning(self, row: Mapping[str, Any], unseen: bool) -> str | None:
+        """What the seller should know about this quote: an unseen city, sizes beyond the
+        training data (where the model extrapolates and the interval says too little)."""
+        parts = [unseen_city_warning(row["stad"])] if unseen else []
+        for column, largest in zip(COUNT_COLUMNS, self.model.count_max, strict=True):
+            if row[column] > largest:
+                parts.append(beyond_range_warning(column, int(row[column]), largest))
+        return "; ".join(parts) or None
+
+    def _prepare(self, request: QuoteInput | Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Validated inputs with the city in the model's spelling, and whether it is unseen."""
+        if not isinstance(request, QuoteInput):
+            request = QuoteInput.model_validate(
+                {k: v for k, v in dict(request).items() if k in INPUT_COLUMNS}
+            )
+        row = request.model_dump()
+        city = self._lookup.get(fold(row["stad"]), -1)
+        row["stad"] = self.model.cities[city] if city >= 0 else clean_city(row["stad"])
+        return row, city < 0
 
     def quote_frame(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """Quote validated inputs; returns the inputs (city in the model's spelling), the six
         quote keys and `warning`, on the same index."""
         out = inputs[INPUT_COLUMNS].copy()
-        out["stad"], unseen = self._canonical_cities(out["stad"].astype(str))
+        index = match_cities(out["stad"].astype(str), self._lookup)
+        known = np.array(self.model.cities, dtype=object)
+        out["stad"] = np.where(
+            index >= 0,
+            known[index.clip(0)],
+            out["stad"].astype(str).map(clean_city).to_numpy(dtype=object),
+        )
         price, lower, upper = self.model.quote(encode(out, self._lookup))
         out["predicted_price"] = np.round(price).astype("int64")
         out["confidence_interval_lower"] = np.floor(lower).astype("int64")
@@ -99,20 +132,16 @@ class Predictor:
         out["model_version"] = self.version
         out["feature_pipeline_version"] = self.feature_pipeline_version
         out["prediction_id"] = [uuid.uuid4().hex for _ in range(len(out))]
-        out["warning"] = pd.Series(
-            np.where(unseen, [unseen_city_warning(c) for c in out["stad"]], None),
-            index=out.index,
-            dtype=object,
-        )
+        flagged = (index < 0) | (out[COUNT_COLUMNS].to_numpy() > self.model.count_max).any(axis=1)
+        warnings = np.full(len(out), None, dtype=object)
+        for position in np.flatnonzero(flagged):
+            warnings[position] = self._warning(out.iloc[position], bool(index[position] < 0))
+        out["warning"] = pd.Series(warnings, index=out.index, dtype=object)
         return out
 
     def quote(self, request: QuoteInput | Mapping[str, Any]) -> Quote:
         """Quote one request (validated by QuoteInput when given as a mapping)."""
-        if not isinstance(request, QuoteInput):
-            request = QuoteInput.model_validate(dict(request))
-        row = request.model_dump()
-        city = self._lookup.get(fold(row["stad"]), -1)
-        row["stad"] = self.model.cities[city] if city >= 0 else clean_city(row["stad"])
+        row, unseen = self._prepare(request)
         price, lower, upper = self.model.quote(
             encode({k: [v] for k, v in row.items()}, self._lookup)
         )
@@ -124,16 +153,12 @@ class Predictor:
             feature_pipeline_version=self.feature_pipeline_version,
             prediction_id=uuid.uuid4().hex,
             inputs=row,
-            warning=unseen_city_warning(row["stad"]) if city < 0 else None,
+            warning=self._warning(row, unseen),
         )
 
-    def explain(self, inputs: Mapping[str, Any] | QuoteInput) -> Explanation:
+    def explain(self, inputs: QuoteInput | Mapping[str, Any]) -> Explanation:
         """Take one quote's price apart into kronor per input."""
-        if not isinstance(inputs, QuoteInput):
-            inputs = QuoteInput.model_validate(
-                {k: v for k, v in dict(inputs).items() if k in INPUT_COLUMNS}
-            )
-        row = inputs.model_dump()
+        row, unseen = self._prepare(inputs)
         features = encode({k: [v] for k, v in row.items()}, self._lookup)
         contributions = self.model.contributions_kr(features)[0]
         price = self.model.quote(features)[0][0]
@@ -142,15 +167,15 @@ class Predictor:
             self.model.base_price(),
             dict(zip(EXPLAINED_INPUTS, contributions.tolist(), strict=True)),
             row,
+            self._warning(row, unseen),
         )
 
     def explain_frame(self, inputs: pd.DataFrame) -> pd.DataFrame:
         """`base_price` and one `contribution_<input>` column per input, SEK, on the same index."""
+        columns = [f"contribution_{name}" for name in EXPLAINED_INPUTS]
+        if inputs.empty:
+            return pd.DataFrame(columns=["base_price", *columns], index=inputs.index, dtype=float)
         contributions = self.model.contributions_kr(encode(inputs, self._lookup))
-        out = pd.DataFrame(
-            contributions,
-            index=inputs.index,
-            columns=[f"contribution_{name}" for name in EXPLAINED_INPUTS],
-        )
+        out = pd.DataFrame(contributions, index=inputs.index, columns=columns)
         out.insert(0, "base_price", self.model.base_price())
         return out

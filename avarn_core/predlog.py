@@ -37,7 +37,8 @@ from avarn_core.db import (
     schema_version,
     transaction,
 )
-from avarn_core.schema import COUNT_COLUMNS, INPUT_COLUMNS, QUOTE_KEYS
+from avarn_core.io import neutralise_formulas
+from avarn_core.schema import COUNT_COLUMNS, INPUT_COLUMNS, MAX_PRICE, QUOTE_KEYS
 
 SOURCES = ("app-single", "app-batch", "cli", "api")
 QUOTE_COLUMNS = [*INPUT_COLUMNS, *QUOTE_KEYS, "warning", "latency_ms"]
@@ -45,6 +46,7 @@ ERROR_COLUMNS = ["row", "column", "value", "reason"]
 _INT_COLUMNS = [*COUNT_COLUMNS, "ventilation", "kvartalsvis", "månadsvis", "årsvis"]
 _PRICE_COLUMNS = ["predicted_price", "confidence_interval_lower", "confidence_interval_upper"]
 _TEXT_COLUMNS = ["stad", "model_version", "feature_pipeline_version", "prediction_id"]
+MAX_ACTUAL_RATIO = 5.0  # an actual more than 5× above or below its quote is refused as a typo
 _ID_CHUNK = 500  # ids per IN (...) lookup; well below SQLite's bound-parameter limit
 
 
@@ -177,6 +179,7 @@ class PredictionLog:
             if column not in actuals.columns:
                 raise ValueError(f"Kolumnen '{column}' saknas")
         result = ActualsResult()
+        problems: list[tuple[int, str]] = []
         dates = actuals["datum"] if "datum" in actuals.columns else [None] * len(actuals)
         parsed = []
         for position, (pid, price, day) in enumerate(
@@ -187,22 +190,49 @@ class PredictionLog:
             amount = _parse_price(price)
             agreed = date.today() if _missing(day) or str(day).strip() == "" else _parse_date(day)
             if not pid:
-                result.errors.append(f"Rad {row}: prediction_id saknas")
-            elif amount is None:
-                result.errors.append(
-                    f"Rad {row}: '{_shown(price)}' är inget giltigt pris (ett positivt belopp "
-                    "i kronor)"
+                problems.append((row, f"Rad {row}: prediction_id saknas"))
+            elif amount is None or amount > MAX_PRICE:
+                problems.append(
+                    (
+                        row,
+                        f"Rad {row}: '{_shown(price)}' är inget giltigt pris (ett "
+                        "positivt belopp i kronor)",
+                    )
                 )
             elif agreed is None:
-                result.errors.append(
-                    f"Rad {row}: '{_shown(day)}' är inget giltigt datum (ÅÅÅÅ-MM-DD)"
+                problems.append(
+                    (row, f"Rad {row}: '{_shown(day)}' är inget giltigt datum (ÅÅÅÅ-MM-DD)")
                 )
             else:
-                parsed.append((pid, amount, agreed))
+                parsed.append((row, pid, amount, agreed))
 
         recorded_at = datetime.now(UTC)
         with transaction(self.engine) as conn:
-            known = _known_ids(conn, {pid for pid, _, _ in parsed})
+            known = _known_ids(conn, {pid for _, pid, _, _ in parsed})
+            # An actual far from its quote is almost always a typo ("45.230" read as 45,23 kr);
+            # recording it would skew every accuracy figure, so it is reported instead.
+            implausible = {
+                row
+                for row, pid, amount, _ in parsed
+                if pid in known
+                and not 1 / MAX_ACTUAL_RATIO <= amount / known[pid] <= MAX_ACTUAL_RATIO
+            }
+            for row, pid, amount, _ in parsed:
+                if row in implausible:
+                    given = f"{amount:,.2f}".replace(",", " ").replace(".", ",")
+                    quoted = f"{known[pid]:,.0f}".replace(",", " ")
+                    problems.append(
+                        (
+                            row,
+                            f"Rad {row}: {given} kr ligger orimligt långt från "
+                            f"offertens {quoted} kr; kontrollera beloppet",
+                        )
+                    )
+            parsed = [
+                (pid, amount, agreed)
+                for row, pid, amount, agreed in parsed
+                if row not in implausible
+            ]
             rows = [
                 {
                     "prediction_id": pid,
@@ -215,6 +245,7 @@ class PredictionLog:
                 if pid in known
             ]
             _insert(conn, actuals_table, rows)
+        result.errors = [message for _, message in sorted(problems)]
         result.recorded = len(rows)
         result.unknown_ids = list(dict.fromkeys(pid for pid, _, _ in parsed if pid not in known))
         return result
@@ -303,7 +334,8 @@ def export_quotes(quotes: pd.DataFrame, out_dir: Path) -> list[Path]:
     frame["created_at"] = frame["created_at"].map(lambda t: t.isoformat())
     frame["faktiskt_datum"] = frame["faktiskt_datum"].dt.strftime("%Y-%m-%d")
     written = [out_dir / "predictions.csv"]
-    frame.to_csv(written[0], index=False, encoding="utf-8")
+    # Opened in Excel by the analyst: text that would run as a formula is neutralised.
+    neutralise_formulas(frame).to_csv(written[0], index=False, encoding="utf-8")
     for day, part in frame.groupby(days, sort=True):
         path = out_dir / f"predictions_{day}.jsonl"
         text = part.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
@@ -468,15 +500,16 @@ def _parse_date(value: Any) -> date | None:
         return None
 
 
-def _known_ids(conn: Connection, ids: set[str]) -> set[str]:
-    known: set[str] = set()
+def _known_ids(conn: Connection, ids: set[str]) -> dict[str, float]:
+    """The quoted price of each of `ids` that is in the log."""
+    known: dict[str, float] = {}
     ordered = sorted(ids)
     for start in range(0, len(ordered), _ID_CHUNK):
         chunk = ordered[start : start + _ID_CHUNK]
-        stmt = sa.select(quotes_table.c.prediction_id).where(
+        stmt = sa.select(quotes_table.c.prediction_id, quotes_table.c.predicted_price).where(
             quotes_table.c.prediction_id.in_(chunk)
         )
-        known.update(conn.scalars(stmt))
+        known.update((pid, float(price)) for pid, price in conn.execute(stmt))
     return known
 
 

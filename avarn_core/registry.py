@@ -30,7 +30,9 @@ from typing import Any
 from avarn_core.features import FEATURE_PIPELINE_VERSION
 from avarn_core.model.price_model import PriceModel
 
-MODEL_FORMAT = 1
+# Bump on every change to what model.json / trees.txt hold: an older version is then refused
+# with a "retrain" message instead of failing half-way through parsing.
+MODEL_FORMAT = 2
 ACTIVE_FILE = "ACTIVE"
 _VERSION = re.compile(r"^v(\d{4,})$")
 # Libraries whose version must match exactly for a saved model to load: LightGBM reads its own
@@ -69,6 +71,10 @@ def _version_dir(models_dir: Path, version: str) -> Path:
     if path.parent != models_dir.resolve():
         raise ModelNotFoundError(f"'{version}' ligger inte i modellmappen")
     return path
+
+
+def _numbers(models_dir: Path) -> list[int]:
+    return [int(m.group(1)) for p in models_dir.iterdir() if (m := _VERSION.match(p.name))]
 
 
 def list_versions(models_dir: Path) -> list[dict[str, Any]]:
@@ -139,8 +145,7 @@ def save_version(
             **report,
         }
         while True:  # claim the next free number; rename fails if another writer took it
-            taken = [int(m.group(1)) for p in models_dir.iterdir() if (m := _VERSION.match(p.name))]
-            name = f"v{max(taken, default=0) + 1:04d}"
+            name = f"v{max(_numbers(models_dir), default=0) + 1:04d}"
             metadata["version"] = name
             (staging / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
             try:
@@ -152,7 +157,8 @@ def save_version(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if activate_it:
+    # Two trainings at once: the later-numbered version wins, whichever finishes last.
+    if activate_it and int(name[1:]) == max(_numbers(models_dir)):
         activate(models_dir, name)
     return name
 
@@ -178,7 +184,10 @@ def load_version(models_dir: Path, version: str | None = None) -> LoadedModel:
             + retrain
         )
     if metadata.get("model_format") != MODEL_FORMAT:
-        raise ModelIntegrityError(f"Modell {version} har ett okänt format. {retrain}")
+        raise ModelIntegrityError(
+            f"Modell {version} har format {metadata.get('model_format')}, den här versionen av "
+            f"Avarn Pris läser format {MODEL_FORMAT}. {retrain}"
+        )
     here = library_versions()
     for library in STRICT_LIBRARIES:
         saved = metadata.get("libraries", {}).get(library)
@@ -200,5 +209,10 @@ def load_version(models_dir: Path, version: str | None = None) -> LoadedModel:
         contents[name] = data.decode("utf-8")
     if "model.json" not in contents:
         raise ModelIntegrityError(f"Modell {version}: model.json saknas i manifestet")
-    model = PriceModel.from_saved(json.loads(contents["model.json"]), contents.get("trees.txt"))
+    try:
+        model = PriceModel.from_saved(json.loads(contents["model.json"]), contents.get("trees.txt"))
+    except Exception as exc:  # any parse failure means the same to the user: retrain
+        raise ModelIntegrityError(
+            f"Modell {version} kunde inte läsas ({type(exc).__name__}). {retrain}"
+        ) from exc
     return LoadedModel(model, metadata)

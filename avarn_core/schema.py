@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 COUNT_COLUMNS = ["antal_sektioner", "antal_detektorer", "antal_larmdon", "dörrhållarmagneter"]
 # Least to most frequent testing; the price never falls along this order.
@@ -93,6 +93,13 @@ class QuoteInput(BaseModel):
     månadsvis: int = Field(default=0, ge=0, le=1, examples=[1])
     årsvis: int = Field(default=0, ge=0, le=1, examples=[0])
 
+    @field_validator("stad")
+    @classmethod
+    def _printable_city(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("the city name contains control characters")
+        return value
+
     @model_validator(mode="after")
     def _one_interval(self) -> QuoteInput:
         if self.kvartalsvis + self.månadsvis + self.årsvis != 1:
@@ -130,7 +137,10 @@ class TableValidation:
 
 
 _TRUE = {"1", "ja", "j", "x", "sant", "true", "yes", "y"}
-_FALSE = {"0", "nej", "n", "falskt", "false", "no", ""}
+_FALSE = {"0", "nej", "n", "falskt", "false", "no"}
+# Control characters (NUL, tabs, line breaks …) have no place in a city name; PostgreSQL cannot
+# even store NUL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _INTERVAL_WORDS = {
     "årsvis": {"arsvis", "ar", "arlig", "arligen", "arsprov", "1", "1/ar", "1 ggr/ar", "yearly"},
     "kvartalsvis": {"kvartalsvis", "kvartal", "kvartalsprov", "4", "4/ar", "4 ggr/ar", "quarterly"},
@@ -172,11 +182,12 @@ def _parse_counts(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return numbers, bad.to_numpy()
 
 
-def _parse_flags(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Ja/Nej, 1/0, x/blank and the like as 0/1; numbers arrive from Excel as 1.0 too."""
-    text = _as_text(series).map(fold).str.replace(r"\.0+$", "", regex=True)
+def _parse_flags(series: pd.Series, blank_is_no: bool) -> tuple[pd.Series, np.ndarray]:
+    """Ja/Nej, 1/0, x and the like as 0/1 (Excel numbers as 1.0 or 1,0 too); a blank cell is
+    Nej only where `blank_is_no` (the interval flags, where one column is marked)."""
+    text = _as_text(series).map(fold).str.replace(r"[.,]0+$", "", regex=True)
     values = pd.Series(np.where(text.isin(_TRUE), 1, 0), index=series.index)
-    bad = ~(text.isin(_TRUE) | text.isin(_FALSE))
+    bad = ~(text.isin(_TRUE) | text.isin(_FALSE) | (text.eq("") & blank_is_no))
     return values, bad.to_numpy()
 
 
@@ -231,8 +242,10 @@ def validate_table(
         )
         out[column] = numbers.fillna(0).clip(low, high).astype("int64")
 
-    ventilation, bad = _parse_flags(frame["ventilation"])
-    report(bad, "ventilation", lambda v: f"'{v}' ska vara Ja eller Nej")
+    ventilation, bad = _parse_flags(frame["ventilation"], blank_is_no=False)
+    missing = _as_text(frame["ventilation"]).eq("").to_numpy()
+    report(missing, "ventilation", lambda v: "värde saknas (Ja eller Nej)")
+    report(bad & ~missing, "ventilation", lambda v: f"'{v}' ska vara Ja eller Nej")
     out["ventilation"] = ventilation.astype("int64")
 
     city = _as_text(frame["stad"])
@@ -241,6 +254,11 @@ def validate_table(
         city.str.len().gt(MAX_CITY_LENGTH).to_numpy(),
         "stad",
         lambda v: f"stadens namn är längre än {MAX_CITY_LENGTH} tecken",
+    )
+    report(
+        city.str.contains(_CONTROL).to_numpy(),
+        "stad",
+        lambda v: "stadens namn innehåller otillåtna tecken",
     )
     out["stad"] = city.map(clean_city).astype(object)
 
@@ -257,7 +275,7 @@ def validate_table(
     else:
         flags = {}
         for column in INTERVAL_COLUMNS:
-            flags[column], bad = _parse_flags(frame[column])
+            flags[column], bad = _parse_flags(frame[column], blank_is_no=True)
             report(bad, column, lambda v: f"'{v}' ska vara 1 eller 0 (Ja eller Nej)")
             out[column] = flags[column].astype("int64")
         count = sum(flags.values()).to_numpy()

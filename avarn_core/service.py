@@ -165,10 +165,15 @@ class PricingService:
         progress: Callable[[float], None] | None = None,
     ) -> BatchResult:
         """Price a spreadsheet and log its quotes and errors as one batch."""
-        started = time.perf_counter()
         result = quote_sheet(sheet, self.predictor, explain=explain, progress=progress)
+        self.log_sheet(result, source=source, user=user)
+        return result
+
+    def log_sheet(self, result: BatchResult, *, source: str, user: str | None = None) -> str:
+        """Log a priced sheet as one batch (all rows or none); returns the batch id. A face that
+        must deliver a file first prices with `batch.quote_sheet`, writes, then logs."""
         quotes = result.quotes.copy()
-        quotes["latency_ms"] = (time.perf_counter() - started) * 1000 / max(len(quotes), 1)
+        quotes["latency_ms"] = result.seconds * 1000 / max(len(quotes), 1)
         errors = pd.DataFrame(
             {
                 "row": [e.row for e in result.errors],
@@ -177,8 +182,26 @@ class PricingService:
                 "reason": [e.message for e in result.errors],
             }
         )
-        self.log.log_batch(quotes, errors, source=source, batch_id=uuid.uuid4().hex, user=user)
-        return result
+        batch_id = uuid.uuid4().hex
+        self.log.log_batch(quotes, errors, source=source, batch_id=batch_id, user=user)
+        return batch_id
+
+    def log_unreadable(
+        self, reason: str, *, source: str, user: str | None = None, name: str | None = None
+    ) -> None:
+        """Log a whole file that could not be read, so that error rates see it too."""
+        self.log.log_errors(
+            pd.DataFrame(
+                {
+                    "row": [None],
+                    "column": [None],
+                    "value": [name],
+                    "reason": [f"Filen kunde inte läsas: {reason}"],
+                }
+            ),
+            source=source,
+            user=user,
+        )
 
     def explain(self, inputs: QuoteInput | Mapping[str, Any]) -> Explanation:
         return self.predictor.explain(inputs)

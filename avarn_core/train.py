@@ -48,6 +48,7 @@ TREE_CANDIDATES: list[dict[str, Any]] = [
     {"num_rounds": 200, "num_leaves": 16, "max_depth": 5, "learning_rate": 0.1},
     {"num_rounds": 600, "num_leaves": 4, "learning_rate": 0.1},
 ]
+REJECTED_KEPT = 200  # rejected training rows listed in the metadata
 BLEND_WEIGHTS = np.round(np.linspace(0.0, 1.0, 11), 2)
 MIN_ROWS = 100
 
@@ -191,15 +192,15 @@ def train_model(
 
     progress("Mäter på undanhållen data", 0.85)
     model = PriceModel(spec, cities).fit(features.take(fit_rows), log_price[fit_rows])
-    model.calibrate(oof_residuals, features.frequency[fit_rows], level)
+    model.calibrate(features.take(fit_rows), oof_residuals, level)
     holdout_report = evaluate(model, quotes.iloc[hold], quotes[TARGET].to_numpy(float)[hold])
     hold_residuals = log_price[hold] - model.predict_log(features.take(hold))
 
     progress("Tränar slutlig modell på all data", 0.95)
     final = PriceModel(spec, cities).fit(features, log_price)
     final.calibrate(
+        features.take(np.concatenate([fit_rows, hold])),
         np.concatenate([oof_residuals, hold_residuals]),
-        np.concatenate([features.frequency[fit_rows], features.frequency[hold]]),
         level,
     )
     report = {
@@ -226,7 +227,7 @@ def read_training_data(path: Path) -> tuple[pd.DataFrame, list[RowError], str]:
     validation = validate_table(sheet.canonical(), sheet.columns, sheet.rows)
     prices, price_errors = parse_training_prices(sheet.canonical(), sheet.rows)
     prices.index = sheet.frame.index
-    errors = sorted([*sheet.errors, *validation.errors, *price_errors], key=lambda e: e.row)
+    errors = sorted([*validation.errors, *price_errors], key=lambda e: e.row)
     bad_rows = {e.row for e in errors}
     quotes = validation.inputs[~validation.inputs.index.isin(bad_rows)].copy()
     quotes[TARGET] = prices.loc[quotes.index]
@@ -257,6 +258,7 @@ def train_file(
         "sha256": digest,
         "rows": len(quotes),
         "rows_rejected": len({e.row for e in rejected}),
+        "rejected": [str(e) for e in rejected[:REJECTED_KEPT]],
     }
     result.report["training_profile"] = profile_inputs(quotes)
     result.report["global_importance"] = dict(
@@ -272,10 +274,14 @@ def train_file(
 
 
 def ensure_active_model(
-    models_dir: Path, training_data: Path, *, progress: Progress = _no_progress
+    models_dir: Path,
+    training_data: Path,
+    *,
+    level: float = 0.90,
+    progress: Progress = _no_progress,
 ) -> str:
     """The active version's name; on a fresh machine, train the default model first."""
     version = active_version(models_dir)
     if version is not None:
         return version
-    return train_file(training_data, models_dir, progress=progress)
+    return train_file(training_data, models_dir, level=level, progress=progress)

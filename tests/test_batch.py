@@ -51,3 +51,10 @@ def test_progress_reaches_one(predictor):
     seen = []
     quote_sheet(sheet(), predictor, progress=seen.append)
     assert seen[-1] == 1.0
+
+
+def test_a_sheet_where_every_row_is_bad_still_explains_nothing_cleanly(predictor):
+    lines = [LINES[0], "A;B;0;1;1;0;Ja;Lund;Årsvis", "C;D;1;1;1;0;Ja;;Årsvis"]
+    result = quote_sheet(read_table("\n".join(lines).encode()), predictor, explain=True)
+    assert (result.n_priced, result.n_error_rows) == (0, 2)
+    assert result.table["error"].notna().all()

@@ -121,3 +121,101 @@ def test_predict_without_a_model_exits_2(tmp_path, capsys):
         == 2
     )
     assert "avarn train" in capsys.readouterr().err
+
+
+def test_predict_writes_xlsx_and_whole_kronor(tmp_path, cli_models):
+    from openpyxl import load_workbook
+
+    source = ROOT / "data" / "example_batch.csv"
+    out = tmp_path / "out.xlsx"
+    assert (
+        main(
+            [
+                "predict",
+                "--data",
+                str(source),
+                "--out",
+                str(out),
+                "--explain",
+                "--models-dir",
+                str(cli_models),
+            ]
+        )
+        == 0
+    )
+    sheet = load_workbook(out).active
+    header = [c.value for c in sheet[1]]
+    row = [c.value for c in sheet[2]]
+    assert isinstance(row[header.index("predicted_price")], int)
+    assert isinstance(row[header.index("contribution_stad")], int)
+
+
+def test_a_result_that_cannot_be_written_is_not_logged(tmp_path, cli_models, capsys):
+    target = tmp_path / "a_folder"
+    target.mkdir()
+    code = main(
+        [
+            "predict",
+            "--data",
+            str(ROOT / "data" / "example_batch.csv"),
+            "--out",
+            str(target),
+            "--models-dir",
+            str(cli_models),
+        ]
+    )
+    assert code == 2 and "Kunde inte skriva" in capsys.readouterr().err
+    assert PredictionLog(get_settings().db_url).count() == 0
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_unreadable_file_is_logged_as_an_error(tmp_path, cli_models):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Kund;Stad\nA;Lund\n")
+    assert (
+        main(
+            [
+                "predict",
+                "--data",
+                str(bad),
+                "--out",
+                str(tmp_path / "o.csv"),
+                "--models-dir",
+                str(cli_models),
+            ]
+        )
+        == 2
+    )
+    errors = PredictionLog(get_settings().db_url).errors()
+    assert "Kolumn saknas" in errors["reason"].iloc[0] and errors["source"].iloc[0] == "cli"
+
+
+def test_error_rows_keep_integer_columns_in_csv(tmp_path, cli_models):
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "antal_sektioner;antal_detektorer;antal_larmdon;dörrhållarmagneter;ventilation;stad;"
+        "testintervall\n8;25;15;5;Ja;Lund;Årsvis\n8;-3;15;5;Ja;Lund;Årsvis\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    main(
+        [
+            "predict",
+            "--data",
+            str(source),
+            "--out",
+            str(out),
+            "--explain",
+            "--models-dir",
+            str(cli_models),
+        ]
+    )
+    first = out.read_text(encoding="utf-8-sig").splitlines()[1]
+    assert ".0;" not in first and not first.endswith(".0")
+
+
+def test_a_bad_setting_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("AVARN_INTERVAL_LEVEL", "ninety")
+    get_settings.cache_clear()
+    assert main(["models"]) == 2
+    assert "AVARN_INTERVAL_LEVEL" in capsys.readouterr().err

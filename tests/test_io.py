@@ -1,10 +1,11 @@
 import io
+import re
 
 import pandas as pd
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from avarn_core.io import ReadError, read_table, to_csv_bytes, to_xlsx_bytes
+from avarn_core.io import MAX_RECORDS, ReadError, read_table, to_csv_bytes, to_xlsx_bytes
 from avarn_core.schema import validate_table
 
 HEADER = (
@@ -54,10 +55,70 @@ def test_row_numbers_follow_excel_with_blank_lines():
     assert sheet.rows.tolist() == [2, 5]
 
 
-def test_row_with_too_many_cells_is_a_row_error_not_a_file_error():
-    sheet = read_table(csv_bytes([HEADER, ROWS[0] + ";extra;x", ROWS[1]]))
-    assert sheet.rows.tolist() == [3]
-    assert sheet.errors[0].row == 2 and "fler värden" in sheet.errors[0].message
+def test_data_in_an_untitled_column_is_kept_not_lost():
+    sheet = read_table(csv_bytes([HEADER + ";", ROWS[0] + ";ring innan", ROWS[1]]))
+    assert sheet.rows.tolist() == [2, 3]
+    assert sheet.frame["Kund"].tolist() == ["Brf Eken", "Skolan"]
+    assert sheet.frame["kolumn_9"].tolist() == ["ring innan", None]
+
+
+def test_excel_sep_hint_utf16_and_title_rows():
+    data = csv_bytes(["sep=,", "Offertlista 2026", "", HEADER, *ROWS], sep=",")
+    sheet = read_table(data)
+    assert sheet.separator == "," and sheet.rows.tolist() == [4, 5]
+    utf16 = "\r\n".join([HEADER, *ROWS]).encode("utf-16")
+    assert read_table(utf16).frame["Kund"].tolist() == ["Brf Eken", "Skolan"]
+
+
+def test_column_names_that_repeat_or_collide_with_ours():
+    header = "Kommentar;Ort;Error;" + HEADER + ";Kommentar;Dörrhållar-magneter"
+    header = header.replace(";Dörrhållarmagneter;", ";Antal X;")
+    sheet = read_table(csv_bytes([header, "a;Solna;e1;" + ROWS[0] + ";b;5"]))
+    assert sheet.columns["stad"] == "Stad" and sheet.columns["dörrhållarmagneter"] == (
+        "Dörrhållar-magneter"
+    )
+    assert sheet.frame[["Kommentar", "Kommentar (2)", "Ort", "Error (indata)"]].values.tolist() == [
+        ["a", "b", "Solna", "e1"]
+    ]
+
+
+def test_a_results_file_uploaded_again_is_priced_afresh(predictor):
+    from avarn_core.batch import quote_sheet
+
+    first = quote_sheet(read_table(csv_bytes([HEADER, *ROWS])), predictor)
+    again = read_table(to_csv_bytes(first.table))
+    assert list(again.frame.columns) == HEADER.split(";")
+
+
+def test_stale_xlsx_dimension_does_not_lose_rows():
+    data = xlsx_bytes([HEADER.split(";"), *[row.split(";") for row in ROWS * 3]])
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = re.sub(
+                    rb'<dimension ref="[^"]+" ?/>', b'<dimension ref="A1:C2"/>', content
+                )
+                assert b'ref="A1:C2"' in content
+            target.writestr(item, content)
+    sheet = read_table(out.getvalue())
+    assert sheet.rows.tolist() == [2, 3, 4, 5, 6, 7]
+
+
+def test_reading_is_bounded_whatever_the_file_claims():
+    book = Workbook()
+    book.active["A1"] = "Stad"
+    book.active.cell(row=MAX_RECORDS + 10, column=1, value="Lund")
+    buffer = io.BytesIO()
+    book.save(buffer)
+    with pytest.raises(ReadError, match="fler än"):
+        read_table(buffer.getvalue())
+    with pytest.raises(ReadError, match="fler än"):
+        read_table((HEADER + "\n" * (MAX_RECORDS + 5) + ROWS[0]).encode())
 
 
 @pytest.mark.parametrize(
@@ -70,7 +131,7 @@ def test_row_with_too_many_cells_is_a_row_error_not_a_file_error():
         (b"\xd0\xcf\x11\xe0old excel", ".xls"),
         (b"PK\x03\x04not really a zip", "Excel-filen kunde inte"),
         (b"Kund;Antal sektioner;Stad\nA;1;Lund", "Antal detektorer"),
-        (b"Stad;Stad\nA;B", "två gånger"),
+        (b"Stad;Stad\nA;B", "betyder samma sak"),
     ],
 )
 def test_unreadable_files_give_one_clear_swedish_error(data, needle):

@@ -13,7 +13,7 @@ from avarn_core.model.gam import MonotoneGAM
 from avarn_core.model.price_model import ModelSpec, PriceModel, conformal_bounds, mape_scale
 from avarn_core.schema import COUNT_COLUMNS, UPPER_BOUNDS
 from avarn_core.synthetic import generate_inputs, generate_quotes, noise_floor
-from avarn_core.train import evaluate
+from avarn_core.train import evaluate, train_model
 
 N = 5000
 
@@ -106,20 +106,59 @@ def test_single_quote_explanation_matches_the_table(predictor, request_example):
     assert frame.iloc[0, 1:].tolist() == pytest.approx(list(explanation.contributions.values()))
 
 
-def test_tree_contributions_match_shap(trained, random_inputs):
-    shap = pytest.importorskip("shap")
-    trees = trained.model.trees
-    if trees is None:
-        pytest.skip("model choice picked the GAM alone")
-    features = encode(random_inputs.iloc[:300], trained.model.cities)
-    features = features.take(np.flatnonzero(features.city >= 0))
-    from avarn_core.model.boosting import _matrix
+def _path_dependent_value(node: dict, x: np.ndarray, coalition: set[int]) -> float:
+    """E[tree(x_S, X_rest)] the way TreeSHAP defines it: features outside S follow both branches,
+    weighted by how many training rows went each way."""
+    if "leaf_value" in node:
+        return node["leaf_value"]
+    left, right = node["left_child"], node["right_child"]
+    feature = node["split_feature"]
+    if feature in coalition:
+        if node["decision_type"] == "==":
+            goes_left = int(x[feature]) in {int(c) for c in str(node["threshold"]).split("||")}
+        else:
+            goes_left = x[feature] <= node["threshold"]
+        return _path_dependent_value(left if goes_left else right, x, coalition)
 
-    explainer = shap.TreeExplainer(trees.booster_)
-    expected = explainer.shap_values(_matrix(features))
-    ours = trees.contributions(features)
+    def count(n: dict) -> float:
+        return n["leaf_count"] if "leaf_value" in n else n["internal_count"]
+
+    total = count(left) + count(right)
+    return (
+        count(left) * _path_dependent_value(left, x, coalition)
+        + count(right) * _path_dependent_value(right, x, coalition)
+    ) / total
+
+
+def test_tree_contributions_are_brute_force_shapley_values(training_quotes):
+    """LightGBM's TreeSHAP against Shapley values computed from scratch over all 128 coalitions
+    (shap.TreeExplainer would only call LightGBM's own code for a LightGBM model)."""
+    from avarn_core.model.boosting import BoostedTrees, _matrix
+
+    cities = sorted(training_quotes["stad"].unique())
+    features = encode(training_quotes, cities)
+    trees = BoostedTrees(num_rounds=20, num_leaves=8).fit(
+        features, np.log(training_quotes["pris"].to_numpy(float)), len(cities)
+    )
+    dump = trees.booster_.dump_model()["tree_info"]
+    matrix = _matrix(features)
+    n = matrix.shape[1]
     order = [0, 1, 2, 3, 4, EXPLAINED_INPUTS.index("testintervall"), EXPLAINED_INPUTS.index("stad")]
-    assert np.allclose(ours[:, order], expected, atol=1e-6)
+    for row in [0, 5, 17]:
+        x = matrix[row]
+
+        def value(coalition: tuple[int, ...], x=x) -> float:
+            return sum(_path_dependent_value(t["tree_structure"], x, set(coalition)) for t in dump)
+
+        phi = np.zeros(n)
+        for i in range(n):
+            others = [p for p in range(n) if p != i]
+            for subset in chain.from_iterable(combinations(others, r) for r in range(n)):
+                weight = factorial(len(subset)) * factorial(n - len(subset) - 1) / factorial(n)
+                phi[i] += weight * (value((*subset, i)) - value(subset))
+        ours = trees.contributions(features.take(np.array([row])))[0][order]
+        assert np.allclose(ours, phi, atol=1e-9)
+        assert abs(value(()) - trees.expected_log) < 1e-9
 
 
 def _exact_shapley(model: MonotoneGAM, x: Features, background: Features) -> np.ndarray:
@@ -182,7 +221,7 @@ def test_steps_out_of_order_say_so():
     with pytest.raises(NotFittedError, match="fit"):
         model.predict_log(features)
     with pytest.raises(NotFittedError, match="fit"):
-        model.calibrate(np.zeros(100), np.zeros(100), 0.9)
+        model.calibrate(features, np.zeros(len(features)), 0.9)
     model.fit(features, np.log(quotes["pris"].to_numpy(float)))
     with pytest.raises(NotFittedError, match="calibrate"):
         model.quote(features)
@@ -206,3 +245,60 @@ def test_held_out_accuracy_and_coverage(trained):
         assert figures["coverage"] >= 0.85, interval
     holdout = trained.report["holdout"]
     assert 0.8 <= holdout["coverage"] <= 0.98
+
+
+def test_sizes_beyond_the_training_data_are_flagged(predictor, request_example):
+    largest = predictor.model.count_max[1]
+    quote = predictor.quote({**request_example, "antal_detektorer": int(largest) + 500})
+    assert "Antal detektorer" in quote.warning and "utanför modellens erfarenhet" in quote.warning
+    assert predictor.quote(request_example).warning is None
+    frame = predictor.quote_frame(
+        pd.DataFrame(
+            [
+                request_example,
+                {**request_example, "antal_detektorer": int(largest) + 1, "stad": "Kiruna"},
+            ]
+        )
+    )
+    assert frame["warning"].iloc[0] is None
+    assert "Kiruna" in frame["warning"].iloc[1] and "Antal detektorer" in frame["warning"].iloc[1]
+
+
+def test_explanations_use_the_model_spelling_and_carry_the_warning(predictor, request_example):
+    explanation = predictor.explain({**request_example, "stad": "GOTEBORG"})
+    assert explanation.inputs["stad"] == "Göteborg" and explanation.warning is None
+    assert "Kiruna" in predictor.explain({**request_example, "stad": "kiruna"}).warning
+
+
+def test_high_interval_levels_need_enough_residuals():
+    quotes = generate_quotes(400, seed=8)
+    cities = sorted(quotes["stad"].unique())
+    features = encode(quotes, cities)
+    log_price = np.log(quotes["pris"].to_numpy(float))
+    spec = ModelSpec(gam={"n_knots": 3}, trees={"num_rounds": 30}, gam_weight=0.5)
+    model = PriceModel(spec, cities).fit(features, log_price)
+    residuals = log_price - model.predict_log(features)
+    with pytest.raises(ValueError, match="at least 499"):
+        model.calibrate(features, residuals, 0.996)
+    model.calibrate(features, residuals, 0.99)  # 400 residuals: pooled bounds for small groups
+    price, lower, upper = model.quote(features)
+    assert np.isfinite(lower).all() and np.isfinite(upper).all()
+    assert (lower <= price).all() and (price <= upper).all()
+
+
+@pytest.mark.slow
+def test_unseen_cities_get_intervals_that_hold():
+    """Leave each of four cities out of training in turn and quote it as unseen: pooled over
+    them, the unseen-city interval holds the actual price about as often as it says. (A city
+    pricier than every known one, like Stockholm in the demo data, is covered less often: no
+    method can know a new city's price level; the README says so.)"""
+    quotes = generate_quotes(2000, seed=21)
+    held_out = generate_quotes(20000, seed=22)
+    covered, total = 0, 0
+    for city in ["Göteborg", "Borås", "Umeå", "Malmö"]:
+        model = train_model(quotes[quotes["stad"] != city], seed=0).model
+        part = held_out[held_out["stad"] == city]
+        report = evaluate(model, part, part["pris"].to_numpy(float))
+        covered += report["coverage"] * len(part)
+        total += len(part)
+    assert covered / total >= 0.90

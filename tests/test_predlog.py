@@ -145,6 +145,7 @@ def test_quotes_filter_by_time_and_model(log_url):
 def test_actuals_history_and_current_value(log_url):
     log = PredictionLog(log_url)
     quotes = fake_quotes(3)
+    quotes["predicted_price"] = [42_000.0, 50_000.0, 30_000.0]  # actuals below are near these
     log.log_quotes(quotes, source="app-single")
     a, b, c = quotes["prediction_id"]
 
@@ -255,3 +256,33 @@ def test_one_quote_as_a_mapping_is_logged_as_the_same_row_as_a_one_row_table(log
     with pytest.raises(ValueError, match="latency_ms"):
         log.log_quote({k: v for k, v in records[0].items() if k != "latency_ms"}, source="cli")
     assert log.count() == 3
+
+
+def test_actuals_far_from_the_quote_are_refused_as_typos(log_url):
+    log = PredictionLog(log_url)
+    quotes = fake_quotes(2)
+    log.log_quotes(quotes, source="api")
+    price = float(quotes["predicted_price"].iloc[0])
+    result = log.record_actuals(
+        pd.DataFrame(
+            {
+                "prediction_id": quotes["prediction_id"].tolist(),
+                "faktiskt_pris": [price / 1000, 6_000_000],
+            }
+        )
+    )
+    assert result.recorded == 0
+    assert "orimligt långt från offertens" in result.errors[0]
+    assert "inget giltigt pris" in result.errors[1]
+
+
+def test_export_neutralises_formulas(log_url, tmp_path):
+    from avarn_core.predlog import export_quotes
+
+    log = PredictionLog(log_url)
+    quotes = fake_quotes(1)
+    quotes["stad"] = '=HYPERLINK("http://evil","Lund")'
+    log.log_quotes(quotes, source="api", user="=cmd|'/c calc'!A1")
+    export_quotes(log.quotes(), tmp_path)
+    text = (tmp_path / "predictions.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in text and "'=cmd" in text

@@ -90,3 +90,47 @@ def test_empty_models_folder_says_how_to_train(tmp_path):
     with pytest.raises(ModelNotFoundError, match="avarn train"):
         load_version(tmp_path)
     assert list_versions(tmp_path / "nothing") == []
+
+
+def _rewrite_artifact(version_dir, name, content: str) -> None:
+    """Replace an artifact and its manifest checksum, as an older release would have left it."""
+    import hashlib
+
+    (version_dir / name).write_text(content)
+    meta = json.loads((version_dir / "metadata.json").read_text())
+    meta["artifacts"][name] = hashlib.sha256(content.encode()).hexdigest()
+    (version_dir / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_model_of_an_older_format_is_refused_with_a_retrain_message(two_versions):
+    path = two_versions / "v0002" / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["model_format"] = 1
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelIntegrityError, match="avarn train"):
+        load_version(two_versions)
+
+
+def test_unparseable_model_is_refused_not_crashed(two_versions):
+    data = json.loads((two_versions / "v0002" / "model.json").read_text())
+    del data["gam"]["city_prior"]
+    _rewrite_artifact(two_versions / "v0002", "model.json", json.dumps(data))
+    with pytest.raises(ModelIntegrityError, match="kunde inte läsas"):
+        load_version(two_versions)
+
+
+def test_a_slower_concurrent_training_does_not_take_over(two_versions, trained, monkeypatch):
+    import os
+    import shutil
+
+    from avarn_core import registry
+
+    real_rename = os.rename
+
+    def rename_then_overtaken(source, target):
+        real_rename(source, target)
+        shutil.copytree(two_versions / "v0001", two_versions / "v0009")  # a faster trainer
+
+    monkeypatch.setattr(registry.os, "rename", rename_then_overtaken)
+    name = save_version(two_versions, trained.model, trained.report)
+    assert name == "v0003" and active_version(two_versions) == "v0002"

@@ -97,3 +97,20 @@ def test_three_interval_columns_need_exactly_one():
 def test_unknown_interval_word():
     v = validate_table(table(testintervall=["Varannan vecka", "Årsvis"]))
     assert v.errors[0].row == 2 and "inget testintervall" in v.errors[0].message
+
+
+def test_blank_ventilation_is_an_error_but_blank_interval_flags_are_no():
+    v = validate_table(table(ventilation=["", "1,0"]))
+    assert [(e.row, e.message) for e in v.errors] == [(2, "värde saknas (Ja eller Nej)")]
+    frame = table().drop(columns="testintervall")
+    frame["årsvis"], frame["kvartalsvis"], frame["månadsvis"] = ["", "1,0"], ["x", ""], ["", ""]
+    assert validate_table(frame).errors == []
+
+
+def test_control_characters_in_a_city_are_refused(request_example):
+    v = validate_table(table(stad=["Lu\x00nd", "Lund"]))
+    assert [(e.row, e.message) for e in v.errors] == [
+        (2, "stadens namn innehåller otillåtna tecken")
+    ]
+    with pytest.raises(ValidationError):
+        QuoteInput.model_validate({**request_example, "stad": "Stock\nholm"})

@@ -73,6 +73,8 @@ class BoostedTrees:
         contrib = kind == "contrib"
 
         def run(matrix: np.ndarray) -> np.ndarray:
+            if not len(matrix):  # LightGBM divides by the row count
+                return np.zeros((0, matrix.shape[1] + 1)) if contrib else np.zeros(0)
             return booster.predict(matrix, pred_contrib=contrib, num_threads=threads)
 
         out = run(_matrix(features))

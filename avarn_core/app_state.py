@@ -1,0 +1,136 @@
+"""The Streamlit app's shared resources: one predictor and one prediction log per process.
+
+`st.cache_resource` shares them between all sessions (each session runs in its own thread):
+the predictor is read-only after loading and keyed by model version, so a model activated
+with `avarn train` is picked up by the next rerun; the log opens a fresh connection per
+operation (see `avarn_core.db`), so sharing it across threads is safe.
+
+Only the app imports this module (it needs Streamlit); `avarn_core/__init__` does not.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from avarn_core.predict import Predictor
+from avarn_core.predlog import PredictionLog
+from avarn_core.registry import active_version
+from avarn_core.service import PricingService
+from avarn_core.settings import Settings, get_settings
+from avarn_core.train import ensure_active_model
+
+_ENTRY_RAN = "_avarn_entry_ran"
+# Serialises first-start training between sessions of this process; a second process is
+# safe too (a model version is renamed into place atomically), it just trains its own.
+_training_lock = threading.Lock()
+
+
+def mark_entry_ran() -> None:
+    """Called by streamlit_app.py on every run, before it runs a page."""
+    st.session_state[_ENTRY_RAN] = True
+
+
+def require_entry(page: str) -> None:
+    """Called first by every page. Streamlit runs a file in pages/ on its own (its legacy
+    pages-folder mode) when the very first request after a server start is a deep link such as
+    /batch; then the entry script, which trains the first model and calls st.navigation, has
+    not run. Go through it, keeping the page the user asked for."""
+    if not st.session_state.get(_ENTRY_RAN):
+        st.switch_page("streamlit_app.py", query_params={"sida": page})
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def needs_training() -> bool:
+    """True on a fresh machine: no model has been activated yet."""
+    return active_version(settings().models_dir) is None
+
+
+def ensure_model(progress: Callable[[str, float], None]) -> str:
+    """The active model version; on a fresh machine, train the default one first."""
+    current = settings()
+    version = active_version(current.models_dir)
+    if version is not None:
+        return version
+    with _training_lock:
+        return ensure_active_model(current.models_dir, current.training_data, progress=progress)
+
+
+@st.cache_resource(show_spinner="Laddar prismodellen …", max_entries=8)
+def _load_predictor(models_dir: str, version: str) -> Predictor:
+    return Predictor.load(Path(models_dir), version)
+
+
+@st.cache_resource(show_spinner=False)
+def _open_log(db_url: str) -> PredictionLog:
+    log = PredictionLog(db_url)
+    log.check()  # creates the schema on first use and fails early if the log is unusable
+    return log
+
+
+def predictor(version: str | None = None) -> Predictor:
+    """The predictor of `version` (default: the active one), loaded once per process."""
+    current = settings()
+    version = version or active_version(current.models_dir)
+    if version is None:
+        raise RuntimeError("no active model: call ensure_model first")
+    return _load_predictor(str(current.models_dir), version)
+
+
+def prediction_log() -> PredictionLog:
+    return _open_log(settings().db_url)
+
+
+def service() -> PricingService:
+    """The pricing service over the active model and the prediction log."""
+    return PricingService(predictor(), prediction_log())
+
+
+@st.cache_data(show_spinner="Läser prediktionsloggen …", max_entries=8, ttl=60)
+def _read_log(db_url: str, since: datetime | None, count: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # `count` only keys the cache: a new quote invalidates it; errors and actual prices
+    # recorded elsewhere show within a minute (actual prices recorded here: at once).
+    log = _open_log(db_url)
+    return log.quotes(since=since), log.errors(since=since)
+
+
+def log_frames(days: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Logged quotes (with actual prices) and errors of the last `days` days (None: all);
+    re-read when the log has grown."""
+    log = prediction_log()
+    since = None
+    if days is not None:  # from midnight UTC, so the cache key holds for a day
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        since = today - timedelta(days=days)
+    return _read_log(log.url, since, log.count())
+
+
+def clear_log_cache() -> None:
+    """Forget cached log frames (after recording actual prices, which do not change count)."""
+    _read_log.clear()
+
+
+def metadata() -> dict[str, Any]:
+    return predictor().metadata
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _training_profile(version: str, models_dir: str) -> dict[str, Any] | None:
+    from avarn_core.performance import training_profile
+
+    return training_profile(predictor().metadata)
+
+
+def training_profile() -> dict[str, Any] | None:
+    """The active model's training-data profile for drift (computed once per version)."""
+    current = settings()
+    return _training_profile(predictor().version, str(current.models_dir))

@@ -1,0 +1,227 @@
+"""The model performance page's figures, computed from the prediction log's frames.
+
+`performance_report` gathers what the Modellprestanda page shows (volume, error rate,
+accuracy over time and per model version, city and testing interval, predicted vs actual,
+drift and the alert checks of `avarn monitor`) from `PredictionLog.quotes()` and `.errors()`;
+`read_actuals` and `edited_actuals` turn an uploaded file or an edited table into the
+frame `PredictionLog.record_actuals` takes. Pure functions: no database, no Streamlit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from avarn_core.monitoring import (
+    Health,
+    accuracy,
+    error_rate,
+    health,
+    pairs,
+    profile_inputs,
+    volume,
+)
+from avarn_core.presentation import format_percent
+from avarn_core.schema import INTERVAL_LABELS, fold
+from avarn_core.settings import Settings
+
+MAX_SCATTER_POINTS = 5_000  # a browser chart stays quick; a random sample beyond this
+EDITOR_ROWS = 500  # the newest quotes offered in the actual-price editor
+ACTUALS_COLUMNS = ["prediction_id", "faktiskt_pris", "datum"]
+_ACTUALS_ALIASES = {
+    "prediction_id": "prediction_id",
+    "prediktions_id": "prediction_id",
+    "id": "prediction_id",
+    "faktiskt_pris": "faktiskt_pris",
+    "pris": "faktiskt_pris",
+    "avtalat_pris": "faktiskt_pris",
+    "datum": "datum",
+    "date": "datum",
+}
+
+
+@dataclass
+class PerformanceReport:
+    n_quotes: int
+    n_actuals: int
+    health: Health
+    volume: pd.DataFrame  # period, source, n
+    volume_freq: str  # "D" or "W"
+    errors_by_reason: pd.DataFrame  # reason, n, attempts, rate
+    overall: pd.Series  # n, mape, median_ape, bias, coverage, mean_relative_width
+    by_week: pd.DataFrame
+    by_version: pd.DataFrame
+    by_city: pd.DataFrame
+    by_interval: pd.DataFrame  # the interval column holds Swedish labels (Årsvis, …)
+    pairs: pd.DataFrame  # at most MAX_SCATTER_POINTS rows
+    n_pairs: int
+
+    @property
+    def has_quotes(self) -> bool:
+        return self.n_quotes > 0
+
+    @property
+    def has_actuals(self) -> bool:
+        return self.n_actuals > 0
+
+    @property
+    def drift_judged(self) -> bool:
+        return not self.health.drift.empty
+
+    def alerts(self) -> list[str]:
+        """The checks that crossed a threshold, as `avarn monitor` reports them."""
+        return self.health.alerts
+
+    def drift_warnings(self) -> list[str]:
+        """Inputs whose PSI is at the warning level (0.1) but below the alert level."""
+        frame = self.health.drift
+        return [
+            f"Drift i {row.input}: PSI {row.psi:.3f} (varningsnivå 0,1)".replace(".", ",", 1)
+            for row in frame.itertuples()
+            if row.status == "varning"
+        ]
+
+    def notes(self) -> list[str]:
+        """Checks that could not be judged (too little data, no training profile)."""
+        return [c.message for c in self.health.checks if c.status in ("för lite data", "saknas")]
+
+
+def performance_report(
+    quotes: pd.DataFrame,
+    errors: pd.DataFrame,
+    *,
+    metadata: Mapping[str, Any],
+    profile: dict[str, Any] | None,
+    settings: Settings,
+) -> PerformanceReport:
+    """Everything the performance page shows, for the active model in `metadata`."""
+    version = metadata.get("version")
+    holdout_mape = (metadata.get("holdout") or {}).get("mape")
+    checked = health(
+        quotes,
+        errors,
+        profile=profile,
+        holdout_mape=holdout_mape,
+        settings=settings,
+        model_version=version,
+    )
+    span = (
+        quotes["created_at"].max() - quotes["created_at"].min() if len(quotes) else pd.Timedelta(0)
+    )
+    freq = "D" if span <= pd.Timedelta(days=60) else "W"
+    rated_pairs = pairs(quotes)
+    sample = (
+        rated_pairs.sample(MAX_SCATTER_POINTS, random_state=0)
+        if len(rated_pairs) > MAX_SCATTER_POINTS
+        else rated_pairs
+    )
+    by_interval = accuracy(quotes, by="interval")
+    by_interval["interval"] = by_interval["interval"].map(INTERVAL_LABELS)
+    return PerformanceReport(
+        n_quotes=len(quotes),
+        n_actuals=int(quotes["faktiskt_pris"].notna().sum()),
+        health=checked,
+        volume=volume(quotes, freq) if len(quotes) else pd.DataFrame(),
+        volume_freq=freq,
+        errors_by_reason=error_rate(quotes, errors, by="reason"),
+        overall=accuracy(quotes).iloc[0],
+        by_week=accuracy(quotes, by="week"),
+        by_version=accuracy(quotes, by="model_version"),
+        by_city=accuracy(quotes, by="stad"),
+        by_interval=by_interval,
+        pairs=sample,
+        n_pairs=len(rated_pairs),
+    )
+
+
+def error_table(errors_by_reason: pd.DataFrame) -> pd.DataFrame:
+    """`monitoring.error_rate(by="reason")` for reading: Swedish headers, share as '3,6 %'."""
+    return pd.DataFrame(
+        {
+            "Orsak": errors_by_reason["reason"].to_list(),
+            "Rader": errors_by_reason["n"].to_list(),
+            "Andel av försöken": [format_percent(r) for r in errors_by_reason["rate"]],
+        }
+    )
+
+
+def training_profile(metadata: Mapping[str, Any], root: Path = Path(".")) -> dict[str, Any] | None:
+    """The training-data profile that drift is measured against.
+
+    Taken from the model's metadata when training recorded one; otherwise computed from the
+    training file named in the metadata, but only when its sha256 still matches (else None:
+    drift against other data than the model saw would mislead).
+    """
+    if metadata.get("training_profile"):
+        return dict(metadata["training_profile"])
+    recorded = metadata.get("training_data") or {}
+    path = Path(recorded.get("path", ""))
+    path = path if path.is_absolute() else root / path
+    if not recorded.get("sha256") or not path.is_file():
+        return None
+    if hashlib.sha256(path.read_bytes()).hexdigest() != recorded["sha256"]:
+        return None
+    from avarn_core.train import read_training_data  # heavy import, only when needed
+
+    quotes, _, _ = read_training_data(path)
+    return profile_inputs(quotes)
+
+
+def read_actuals(data: bytes) -> pd.DataFrame:
+    """An uploaded file of actual prices: `prediction_id;faktiskt_pris[;datum]` as Swedish Excel
+    writes it (`;` or `,`, UTF-8 with or without BOM, or Windows-1252). Cells stay text;
+    `PredictionLog.record_actuals` parses and reports them. Raises ValueError (Swedish)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise ValueError("Filen är tom.")
+    header = lines[0]
+    separator = max((";", ",", "\t"), key=header.count)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise ValueError(f"Filen kunde inte läsas som CSV: {exc}") from None
+    renamed = {}
+    for column in frame.columns:
+        key = fold(str(column)).replace(" ", "_").replace("-", "_")
+        if key in _ACTUALS_ALIASES:
+            renamed[column] = _ACTUALS_ALIASES[key]
+    frame = frame.rename(columns=renamed)
+    missing = [c for c in ("prediction_id", "faktiskt_pris") if c not in frame.columns]
+    if missing:
+        found = ", ".join(f"'{c}'" for c in frame.columns[:10])
+        raise ValueError(f"Kolumn saknas: {', '.join(missing)}. Filen har kolumnerna {found}.")
+    return frame[[c for c in ACTUALS_COLUMNS if c in frame.columns]]
+
+
+def editor_frame(quotes: pd.DataFrame, rows: int = EDITOR_ROWS) -> pd.DataFrame:
+    """The newest quotes for the actual-price editor, newest first."""
+    columns = ["prediction_id", "created_at", "stad", "predicted_price", "faktiskt_pris"]
+    newest = quotes[columns].tail(rows).iloc[::-1].reset_index(drop=True)
+    newest["created_at"] = (
+        newest["created_at"].dt.tz_convert("Europe/Stockholm").dt.tz_localize(None)
+    )
+    return newest
+
+
+def edited_actuals(original: pd.DataFrame, edited: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the editor whose actual price was filled in or changed: prediction_id and
+    faktiskt_pris, ready for `record_actuals`."""
+    before = original.set_index("prediction_id")["faktiskt_pris"]
+    after = edited.set_index("prediction_id")["faktiskt_pris"].reindex(before.index)
+    changed = after.notna() & ~np.isclose(
+        after.fillna(-1).astype(float), before.fillna(-1).astype(float)
+    )
+    return pd.DataFrame(
+        {"prediction_id": after.index[changed], "faktiskt_pris": after[changed].to_numpy()}
+    )

@@ -1,0 +1,174 @@
+"""Modellprestanda: how right the model has been, from the prediction log."""
+
+import streamlit as st
+
+from avarn_core import app_state, plots
+from avarn_core.performance import (
+    edited_actuals,
+    editor_frame,
+    error_table,
+    performance_report,
+    read_actuals,
+)
+from avarn_core.presentation import count_text, format_percent, md_escape
+
+app_state.require_entry("modellprestanda")
+PERIODS = {30: "Senaste 30 dagarna", 90: "Senaste 90 dagarna", 365: "Senaste året", None: "Allt"}
+
+metadata = app_state.metadata()
+log = app_state.prediction_log()
+
+
+def recorded(result) -> None:
+    """Keep what record_actuals did for the next run, and rerun so every figure includes it."""
+    app_state.clear_log_cache()
+    st.session_state["actuals_result"] = result
+    st.rerun()
+
+
+def show_recorded() -> None:
+    result = st.session_state.pop("actuals_result", None)
+    if result is None:
+        return
+    if result.recorded:
+        st.success(f"Registrerade {count_text(result.recorded)} faktiska priser.")
+    for pid in result.unknown_ids[:20]:
+        st.warning(f"Okänt prediktions-id, inte registrerat: {md_escape(pid)}")
+    for message in result.errors[:20]:
+        st.warning(md_escape(message))
+
+
+st.title("Modellprestanda")
+st.caption(
+    "Hur rätt prismodellen har haft, räknat ur prediktionsloggen: varje offert, varje fel och "
+    "de faktiska priser som avtalen fick."
+)
+show_recorded()
+days = st.selectbox("Period", list(PERIODS), index=1, format_func=PERIODS.get, key="perf_days")
+quotes, errors = app_state.log_frames(days)
+report = performance_report(
+    quotes,
+    errors,
+    metadata=metadata,
+    profile=app_state.training_profile(),
+    settings=app_state.settings(),
+)
+if not report.has_quotes:
+    st.info(
+        ("Inga offerter under perioden." if log.count() else "Inga offerter har loggats ännu.")
+        + " Prisätt en offert på sidan Offert eller ladda upp en fil på sidan Batch; sedan "
+        "visas volym, felandel och drift här."
+    )
+    st.page_link("pages/offert.py", label="Till Offert", icon=":material/request_quote:")
+    st.page_link("pages/batch.py", label="Till Batch", icon=":material/table_view:")
+else:
+    overall = report.overall
+    cols = st.columns(5)
+    cols[0].metric("Offerter", count_text(report.n_quotes))
+    rate = report.health.error_rate
+    cols[1].metric("Felandel", format_percent(rate), help="Andel rader/förfrågningar med fel.")
+    cols[2].metric("Med faktiskt pris", count_text(report.n_actuals))
+    cols[3].metric("Medelfel (MAPE)", format_percent(overall["mape"]))
+    cols[4].metric("Täckning", format_percent(overall["coverage"]))
+    for alert in report.alerts():
+        st.error(md_escape(alert))
+    for warning in report.drift_warnings():
+        st.warning(md_escape(warning))
+
+    volume_tab, accuracy_tab, drift_tab, actuals_tab = st.tabs(
+        ["Volym och fel", "Träffsäkerhet", "Drift", "Faktiska priser"]
+    )
+    with volume_tab:
+        st.subheader("Offerter per " + ("dag" if report.volume_freq == "D" else "vecka"))
+        st.altair_chart(plots.volume_chart(report.volume))
+        st.subheader("Fel per orsak")
+        if report.errors_by_reason.empty:
+            st.info("Inga fel har loggats.")
+        else:
+            st.dataframe(error_table(report.errors_by_reason), hide_index=True)
+
+    with accuracy_tab:
+        if not report.has_actuals:
+            st.info(
+                "Inga faktiska priser ännu: ladda upp dem under fliken **Faktiska priser** "
+                "(en CSV med prediction_id och faktiskt_pris) eller skriv in dem i tabellen där."
+            )
+        else:
+            st.caption(
+                f"{count_text(report.n_actuals)} offerter har ett faktiskt pris. Medelfel = "
+                "genomsnittlig avvikelse i procent; täckning = andel där prisintervallet höll."
+            )
+            st.subheader("Medelfel och täckning per vecka")
+            st.altair_chart(plots.accuracy_over_time_chart(report.by_week, metadata.get("level")))
+            st.subheader("Per modellversion")
+            st.altair_chart(plots.accuracy_by_group_chart(report.by_version, "model_version"))
+            st.subheader("Offererat mot faktiskt pris")
+            if report.n_pairs > len(report.pairs):
+                st.caption(
+                    f"Visar ett slumpvis urval om {count_text(len(report.pairs))} av "
+                    f"{count_text(report.n_pairs)}."
+                )
+            st.altair_chart(plots.scatter_chart(report.pairs))
+            city_col, interval_col = st.columns(2)
+            with city_col:
+                st.subheader("Avvikelse per stad")
+                st.altair_chart(plots.residuals_chart(report.by_city, "stad", "Stad"))
+            with interval_col:
+                st.subheader("Avvikelse per testintervall")
+                st.altair_chart(
+                    plots.residuals_chart(report.by_interval, "interval", "Testintervall")
+                )
+
+    with drift_tab:
+        st.caption(
+            "Skiljer sig de senaste offerterna från modellens träningsdata? PSI under 0,1 är "
+            "normalt, från 0,1 en varning och från 0,25 ett larm: modellen bör då tränas om."
+        )
+        for note in report.notes():
+            st.info(md_escape(note))
+        if report.drift_judged:
+            st.altair_chart(plots.drift_chart(report.health.drift))
+            unseen = report.health.drift.set_index("input")["unseen_share"].get("stad")
+            st.caption(
+                f"Andel offerter i städer som modellen inte känner till: {format_percent(unseen)}"
+            )
+
+    with actuals_tab:
+        st.markdown(
+            "Ladda upp de priser avtalen faktiskt fick: en CSV med kolumnerna `prediction_id` "
+            "och `faktiskt_pris` (och gärna `datum`, ÅÅÅÅ-MM-DD)."
+        )
+        upload = st.file_uploader(
+            "Fil med faktiska priser", type=["csv", "txt"], key="actuals_file"
+        )
+        if upload is not None and st.session_state.get("actuals_file_done") != upload.file_id:
+            st.session_state["actuals_file_done"] = upload.file_id
+            try:
+                recorded(log.record_actuals(read_actuals(upload.getvalue())))
+            except ValueError as exc:
+                st.error(md_escape(exc))
+        st.markdown("**Eller skriv in dem** (de senaste offerterna, nyast först):")
+        original = editor_frame(quotes)
+        edited = st.data_editor(
+            original,
+            hide_index=True,
+            disabled=["prediction_id", "created_at", "stad", "predicted_price"],
+            column_config={
+                "prediction_id": "Prediktions-id",
+                "created_at": st.column_config.DatetimeColumn("Tid", format="YYYY-MM-DD HH:mm"),
+                "stad": "Stad",
+                "predicted_price": st.column_config.NumberColumn("Offererat pris", format="%d"),
+                "faktiskt_pris": st.column_config.NumberColumn(
+                    "Faktiskt pris", min_value=1, format="%d"
+                ),
+            },
+            key="actuals_editor",
+        )
+        changes = edited_actuals(original, edited)
+        if st.button(
+            f"Spara {len(changes)} faktiska priser",
+            disabled=changes.empty,
+            type="primary",
+            key="actuals_save",
+        ):
+            recorded(log.record_actuals(changes))

@@ -1,0 +1,65 @@
+"""Avarn Pris: the app for pricing annual fire-alarm testing contracts.
+
+Run with `streamlit run streamlit_app.py`. On a fresh machine the default model is trained
+from data/training_data.csv at first start (a few seconds, with a progress bar).
+"""
+
+import logging
+
+import streamlit as st
+
+from avarn_core import app_state
+from avarn_core.presentation import md_escape, model_facts
+
+logger = logging.getLogger("avarn_core.app")
+
+st.set_page_config(page_title="Avarn Pris", page_icon=":material/local_fire_department:")
+app_state.mark_entry_ran()
+logging.basicConfig(level=app_state.settings().log_level)
+
+if app_state.needs_training():
+    bar = st.progress(0.0, text="Första start: tränar prismodellen …")
+    try:
+        app_state.ensure_model(lambda message, fraction: bar.progress(fraction, text=message))
+    except Exception:
+        logger.exception("Training the default model failed")
+        st.error(
+            "Prismodellen kunde inte tränas. Kontrollera att data/training_data.csv finns och "
+            "se serverns logg."
+        )
+        st.stop()
+    bar.empty()
+
+try:
+    metadata = app_state.metadata()
+except Exception:
+    logger.exception("Loading the active model failed")
+    st.error(
+        "Den aktiva prismodellen kunde inte laddas. Träna om den med "
+        "`avarn train --data data/training_data.csv` och se serverns logg."
+    )
+    st.stop()
+
+with st.sidebar:
+    st.markdown("**Aktiv prismodell**")
+    for label, value in model_facts(metadata):
+        st.caption(f"{label}: **{md_escape(value)}**")
+
+pages = {
+    "offert": st.Page("pages/offert.py", title="Offert", icon=":material/request_quote:"),
+    "batch": st.Page("pages/batch.py", title="Batch", icon=":material/table_view:"),
+    "forklaring": st.Page("pages/forklaring.py", title="Förklaring", icon=":material/insights:"),
+    "modellprestanda": st.Page(
+        "pages/modellprestanda.py", title="Modellprestanda", icon=":material/monitoring:"
+    ),
+}
+page = st.navigation(list(pages.values()))
+wanted = st.query_params.pop("sida", None)  # a deep link that came through here
+if wanted in pages and pages[wanted] is not page:
+    st.switch_page(pages[wanted])
+try:
+    page.run()
+except Exception:
+    # Users see a short Swedish message; the traceback goes to the server's log.
+    logger.exception("Page %s failed", page.title)
+    st.error("Något gick fel. Felet är loggat; försök igen och kontakta support om det upprepas.")
