@@ -159,6 +159,29 @@ def test_a_model_trained_after_start_is_picked_up(
     assert health.status_code == 200
 
 
+def test_a_newly_activated_version_that_fails_to_load_leaves_the_old_one_serving(
+    tmp_path, models_dir, sqlite_url, request_example
+):
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    app = create_app(Settings(models_dir=models, db_url=sqlite_url), refresh_seconds=0)
+    with TestClient(app) as client:
+        assert client.post("/predict", json=request_example).json()["model_version"] == "v0001"
+        shutil.copytree(models / "v0001", models / "v0002")
+        metadata = json.loads((models / "v0002" / "metadata.json").read_text())
+        (models / "v0002" / "metadata.json").write_text(
+            json.dumps({**metadata, "version": "v0002"})
+        )
+        (models / "v0002" / "model.json").write_text("{}")  # no longer matches its sha256
+        (models / "ACTIVE").write_text("v0002\n")
+        quote = client.post("/predict", json=request_example)
+        health = client.get("/health").json()
+
+    assert quote.status_code == 200 and quote.json()["model_version"] == "v0001"
+    assert health["model"]["ok"] is True and health["model"]["version"] == "v0001"
+    assert "v0001 används" in health["model"]["error"] and "sha256" in health["model"]["error"]
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
