@@ -35,10 +35,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Column, Connection, Engine, event
@@ -56,6 +57,12 @@ _WRITE = "avarn_write"  # execution option that marks a write transaction
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 _fork_hook_registered = False
+# One lock per SQLite file: threads of one process take turns writing on a Python lock (a FIFO
+# handoff) instead of polling SQLite's busy handler, whose growing sleeps (up to 100 ms each)
+# made the slowest of 8 concurrent API writers wait seconds. Other processes still queue on
+# BEGIN IMMEDIATE and the busy timeout.
+_sqlite_write_locks: dict[str, threading.Lock] = {}
+_sqlite_write_locks_guard = threading.Lock()  # not _engines_lock: make_engine holds that
 
 
 # -- tables as the code sees them now (the latest schema version) ----------------------------
@@ -282,8 +289,9 @@ def _forget_engines_in_child() -> None:
     # A forked child must not touch the parent's pooled connections (closing a PostgreSQL
     # connection would end the parent's session): drop them without closing, per the
     # SQLAlchemy docs on pools and os.fork().
-    global _engines_lock
+    global _engines_lock, _sqlite_write_locks, _sqlite_write_locks_guard
     _engines_lock = threading.Lock()  # the parent may have held it while forking
+    _sqlite_write_locks, _sqlite_write_locks_guard = {}, threading.Lock()
     for engine in _engines.values():
         engine.dispose(close=False)
     _engines.clear()
@@ -296,10 +304,19 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     >>> with transaction(engine) as conn:  # doctest: +SKIP
     ...     conn.execute(quotes_table.insert(), rows)
     """
-    with engine.connect() as conn:
+    with _write_lock(engine), engine.connect() as conn:
         conn.execution_options(**{_WRITE: True})
         with conn.begin():
             yield conn
+
+
+def _write_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """This process's write lock for a SQLite file; nothing for a server database."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    key = str(engine.url.database)
+    with _sqlite_write_locks_guard:
+        return _sqlite_write_locks.setdefault(key, threading.Lock())
 
 
 def _build_engine(url: str) -> Engine:

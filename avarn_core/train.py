@@ -37,6 +37,7 @@ from avarn_core.schema import (
     parse_training_prices,
     validate_table,
 )
+from avarn_core.settings import get_settings
 
 GAM_CANDIDATES: list[dict[str, Any]] = [{"n_knots": 3}, {"n_knots": 5}]
 # Tree candidates stay small enough that exact TreeSHAP explains 100,000 rows well inside a
@@ -240,8 +241,14 @@ def train_file(
     level: float = 0.90,
     activate: bool = True,
     progress: Progress = _no_progress,
+    track: bool = True,
 ) -> str:
-    """Train on a file of historical quotes and save a new model version; returns its name."""
+    """Train on a file of historical quotes and save a new model version; returns its name.
+
+    With MLFLOW_TRACKING_URI set (and `track`), the saved version is also logged to MLflow as a
+    run and registered (`avarn_core.tracking`); a tracking failure is reported by `progress`
+    and does not undo the saved version.
+    """
     quotes, rejected, digest = read_training_data(data_path)
     result = train_model(quotes, level=level, progress=progress)
     sample = quotes.sample(min(len(quotes), 5000), random_state=0)
@@ -257,7 +264,13 @@ def train_file(
     result.report["global_importance"] = dict(
         zip(EXPLAINED_INPUTS, np.abs(contributions).mean(axis=0).round(2).tolist(), strict=True)
     )
-    return save_version(models_dir, result.model, result.report, activate_it=activate)
+    version = save_version(models_dir, result.model, result.report, activate_it=activate)
+    tracking_uri = get_settings().mlflow_tracking_uri if track else None
+    if tracking_uri:
+        from avarn_core.tracking import track_if_configured
+
+        track_if_configured(models_dir, version, tracking_uri, progress)
+    return version
 
 
 def ensure_active_model(

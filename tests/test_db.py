@@ -134,3 +134,25 @@ def test_no_sqlite_connection_passes_from_one_thread_to_another(sqlite_url):
         thread.start()
         thread.join()
     assert len({id(c) for c in used}) == 3
+
+
+def test_threads_of_one_process_take_turns_on_a_python_lock_per_sqlite_file(sqlite_url, pg_url):
+    # Writers in one process queue on a lock instead of polling SQLite's busy handler.
+    engine = db.make_engine(sqlite_url)
+    lock = db._write_lock(engine)
+    assert lock is db._write_lock(db._build_engine(sqlite_url))  # same file, same lock
+    entered = threading.Event()
+
+    def write() -> None:
+        with db.transaction(engine) as conn:
+            entered.set()
+            conn.exec_driver_sql("SELECT 1")
+
+    with lock:  # another thread of this process is writing
+        thread = threading.Thread(target=write)
+        thread.start()
+        assert not entered.wait(0.3)  # waits on the lock, not inside SQLite
+    thread.join(5)
+    assert entered.is_set()
+    assert not lock.locked()
+    assert not isinstance(db._write_lock(db.make_engine(pg_url)), type(lock))

@@ -237,6 +237,27 @@ def test_check_raises_when_the_log_is_unusable(tmp_path):
         PredictionLog(f"sqlite:///{blocker / 'predictions.db'}").check()
 
 
+def test_one_quote_as_a_mapping_is_logged_as_the_same_row_as_a_one_row_table(log_url):
+    log = PredictionLog(log_url)
+    frame = fake_quotes(2, seed=4)
+    frame.loc[1, "warning"] = "okänd stad"
+    records = frame.to_dict("records")
+    log.log_quotes(frame.iloc[[0]], source="api", user="crm")
+    log.log_quote({**records[0], "prediction_id": "mapping-0"}, source="api", user="crm")
+    log.log_quote({**records[1], "latency_ms": None}, source="app-single", batch_id="b")
+
+    logged = log.quotes().drop(columns=["prediction_id"])
+    pd.testing.assert_series_equal(logged.iloc[0], logged.iloc[1], check_names=False)
+    last = log.quote(records[1]["prediction_id"])
+    assert last["warning"] == "okänd stad" and last["latency_ms"] is None
+    assert last["batch_id"] == "b" and last["source"] == "app-single"
+    with pytest.raises(ValueError, match="source"):
+        log.log_quote(records[0], source="excel")
+    with pytest.raises(ValueError, match="latency_ms"):
+        log.log_quote({k: v for k, v in records[0].items() if k != "latency_ms"}, source="cli")
+    assert log.count() == 3
+
+
 def test_actuals_far_from_the_quote_are_refused_as_typos(log_url):
     log = PredictionLog(log_url)
     quotes = fake_quotes(2)

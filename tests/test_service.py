@@ -43,3 +43,37 @@ def test_a_sheet_is_logged_as_one_batch_with_its_errors(service):
     assert (
         errors["row"].tolist() == [3] and errors["batch_id"].iloc[0] == quotes["batch_id"].iloc[0]
     )
+
+
+def test_a_list_of_requests_is_priced_item_by_item_and_logged_as_one_batch(
+    service, request_example
+):
+    items = [
+        request_example,
+        {**request_example, "ventilation": 7},
+        "not an object",
+        {**request_example, "stad": "Ankeborg"},
+    ]
+    result = service.quote_items(items, source="api")
+
+    assert [item.ok for item in result.items] == [True, False, False, True]
+    assert result.n_priced == 2 and result.n_errors == 2
+    assert result.items[1].errors[0].startswith("ventilation:")
+    assert result.items[3].quote.warning is not None
+    single = service.predictor.quote(request_example)
+    assert result.items[0].quote.predicted_price == single.predicted_price
+    assert result.items[0].quote.inputs == single.inputs
+    quotes, errors = service.log.quotes(), service.log.errors()
+    assert quotes["prediction_id"].tolist() == [
+        result.items[0].quote.prediction_id,
+        result.items[3].quote.prediction_id,
+    ]
+    assert set(quotes["batch_id"]) == set(errors["batch_id"]) == {result.batch_id}
+    assert errors["row"].tolist() == [1, 2]
+
+
+def test_a_list_with_only_bad_items_logs_only_errors(service, request_example):
+    result = service.quote_items([{**request_example, "stad": ""}], source="api")
+
+    assert result.n_priced == 0 and service.log.count() == 0
+    assert len(service.log.errors()) == 1

@@ -1,0 +1,334 @@
+"""The REST API: the original service's contract as a thin face on avarn_core.
+
+    uvicorn avarn_core.api:app --host 0.0.0.0 --port 8000
+
+Endpoints: GET / (system info), GET /health (open, 200 or 503), POST /predict, POST
+/predict/batch, POST /explain, POST /actuals. OpenAPI docs at /docs. Every quote and every
+request that could not be priced is logged with source "api". With AVARN_API_KEY set, every
+endpoint but /health (and the docs) needs the header `X-API-Key`.
+
+Importing this module does no work: `app` is built on first access (which is what uvicorn
+does), from the settings in the environment; the model and the log are opened when the server
+starts (the lifespan). Tests build their own with `create_app(settings)`.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoint annotations, which use
+# values local to create_app (the batch limit).
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager, suppress
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, HTTPException, Request, Response, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from avarn_core import __version__
+from avarn_core.api_schemas import (
+    ActualIn,
+    ActualsResponse,
+    BatchItemResult,
+    ExplainResponse,
+    HealthResponse,
+    InfoResponse,
+    QuoteResponse,
+    error_responses,
+)
+from avarn_core.explain import driver_sentences, rounded
+from avarn_core.schema import QuoteInput
+from avarn_core.serving import ServiceUnavailable, Serving
+from avarn_core.settings import Settings, get_settings
+
+SOURCE = "api"
+NAME = "Avarn Pris"
+API_KEY_HEADER = "X-API-Key"
+# Bytes a request body may have per allowed batch item (a request is ~250 bytes), plus slack.
+BODY_BYTES_PER_ITEM = 2048
+BODY_BYTES_BASE = 65_536
+PRICED_PATHS = ("/predict", "/predict/batch")
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE_REQUEST: dict[str, Any] = {
+    "antal_sektioner": 8,
+    "antal_detektorer": 25,
+    "antal_larmdon": 15,
+    "dörrhållarmagneter": 5,
+    "ventilation": 1,
+    "stad": "Stockholm",
+    "kvartalsvis": 0,
+    "månadsvis": 1,
+    "årsvis": 0,
+}
+
+QuoteRequest = Annotated[QuoteInput, Body(examples=[EXAMPLE_REQUEST])]
+
+
+def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0) -> FastAPI:
+    """The API for `settings` (default: from the environment). Opens nothing until started."""
+    settings = settings or get_settings()
+    serving = Serving(settings, refresh_seconds=refresh_seconds)
+    max_items = settings.batch_max_items
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # LOG_LEVEL for our loggers; uvicorn keeps its own (--log-level).
+        logging.getLogger("avarn_core").setLevel(settings.log_level)
+        report = await run_in_threadpool(serving.open)
+        if not report.ok:
+            logger.warning(
+                "Starting without a usable %s: %s",
+                "model" if not report.model.ok else "log",
+                report.model.error or report.log.error,
+            )
+        yield
+
+    app = FastAPI(
+        title=f"{NAME} API",
+        version=__version__,
+        description=(
+            "Prices annual fire-alarm testing contracts (brandlarmsprovning) with a price "
+            "interval, explains prices in kronor and records agreed prices. Every quote is "
+            f"logged. `POST /predict/batch` and `POST /actuals` take at most {max_items} items."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.serving = serving
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, max_bytes=BODY_BYTES_BASE + max_items * BODY_BYTES_PER_ITEM)
+
+    key_header = APIKeyHeader(
+        name=API_KEY_HEADER, auto_error=False, description="Needed when AVARN_API_KEY is set"
+    )
+
+    def require_key(key: str | None = Security(key_header)) -> None:
+        expected = settings.api_key
+        if expected is None:
+            return
+        if key is None or not hmac.compare_digest(key.encode(), expected.encode()):
+            raise HTTPException(
+                401,
+                f"API-nyckel saknas eller är fel (sidhuvudet {API_KEY_HEADER})",
+                headers={"WWW-Authenticate": "APIKey"},
+            )
+
+    guarded = [Security(require_key)] if settings.api_key else []
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A pricing request that could not be priced is logged too (then FastAPI's 422).
+        if request.url.path in PRICED_PATHS:
+            reasons = [
+                f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'indata'}: {e.get('msg')}"
+                for e in exc.errors()
+            ]
+            try:
+                await run_in_threadpool(_log_rejected, serving, exc.body, reasons)
+            except Exception:  # noqa: BLE001 - the client still gets its 422
+                logger.exception("Could not log a rejected request")
+        return await request_validation_exception_handler(request, exc)
+
+    @app.get(
+        "/",
+        response_model=InfoResponse,
+        tags=["system"],
+        dependencies=guarded,
+        responses=error_responses(401),
+    )
+    def info() -> InfoResponse:
+        """The system: name, version, the active model and the batch limit."""
+        with suppress(ServiceUnavailable):
+            serving.service()  # picks up a newly activated model
+        return InfoResponse(
+            name=NAME,
+            version=__version__,
+            model=serving.model_info(),
+            batch_max_items=max_items,
+        )
+
+    @app.get(
+        "/health",
+        response_model=HealthResponse,
+        tags=["system"],
+        responses={503: {"model": HealthResponse, "description": "Model or log not usable"}},
+    )
+    def health(response: Response) -> HealthResponse:
+        """200 when the model and the prediction log can be used, else 503. Needs no key."""
+        report = serving.health()
+        if not report.ok:
+            response.status_code = 503
+        return HealthResponse(
+            status="ok" if report.ok else "unavailable",
+            model=report.model.to_dict(),
+            log=report.log.to_dict(),
+        )
+
+    @app.post(
+        "/predict",
+        response_model=QuoteResponse,
+        tags=["pricing"],
+        dependencies=guarded,
+        responses=error_responses(400, 401, 413, 503),
+    )
+    def predict(request: QuoteRequest) -> QuoteResponse:
+        """Price one contract: the price, its interval and the id of the logged quote."""
+        with serving.guard():
+            quote = serving.service().quote(request, source=SOURCE)
+        return QuoteResponse(**quote.to_dict(), warning=quote.warning)
+
+    @app.post(
+        "/predict/batch",
+        response_model=list[BatchItemResult],
+        tags=["pricing"],
+        dependencies=guarded,
+        responses=error_responses(400, 401, 413, 503),
+    )
+    def predict_batch(
+        response: Response,
+        requests: Annotated[
+            list[dict[str, Any]],
+            Body(
+                description=(
+                    "A list of requests, each with the nine inputs of POST /predict. Each item is "
+                    "validated on its own: a bad item gets an `error`, the others are priced. At "
+                    f"most {max_items} items (413 above)."
+                ),
+                examples=[[EXAMPLE_REQUEST, {**EXAMPLE_REQUEST, "antal_sektioner": 0}]],
+            ),
+        ],
+    ) -> list[BatchItemResult]:
+        """Price a list of contracts; results in the same order, one per item. All quotes and
+        errors are logged as one batch, whose id is in the `X-Batch-Id` header."""
+        _check_size(len(requests), max_items)
+        with serving.guard():
+            result = serving.service().quote_items(requests, source=SOURCE)
+        response.headers["X-Batch-Id"] = result.batch_id
+        return [
+            BatchItemResult(index=item.index, **item.quote.to_dict(), warning=item.quote.warning)
+            if item.quote is not None
+            else BatchItemResult(index=item.index, error="; ".join(item.errors))
+            for item in result.items
+        ]
+
+    @app.post(
+        "/explain",
+        response_model=ExplainResponse,
+        tags=["pricing"],
+        dependencies=guarded,
+        responses=error_responses(400, 401, 413, 503),
+    )
+    def explain(request: QuoteRequest) -> ExplainResponse:
+        """Why the price is what it is: kronor per input that add up to the price."""
+        service = serving.service()
+        explanation = service.explain(request)
+        base, contributions, price = rounded(explanation)
+        return ExplainResponse(
+            predicted_price=price,
+            base_price=base,
+            contributions=contributions,
+            drivers=driver_sentences(explanation),
+            model_version=service.predictor.version,
+            feature_pipeline_version=service.predictor.feature_pipeline_version,
+        )
+
+    @app.post(
+        "/actuals",
+        response_model=ActualsResponse,
+        tags=["actual prices"],
+        dependencies=guarded,
+        responses=error_responses(400, 401, 413, 503),
+    )
+    def actuals(
+        rows: Annotated[
+            list[ActualIn],
+            Body(
+                description=f"Agreed prices for logged quotes; at most {max_items} rows",
+                examples=[
+                    [{"prediction_id": "9c1f…", "faktiskt_pris": 41000, "datum": "2025-03-01"}]
+                ],
+            ),
+        ],
+    ) -> ActualsResponse:
+        """Record agreed prices for quoted contracts; ids not in the log are reported, not
+        recorded. A later price for the same id replaces the current one (history is kept)."""
+        _check_size(len(rows), max_items)
+        with serving.guard():
+            result = serving.log.record_actuals(_actuals_frame(rows))
+        return ActualsResponse(
+            recorded=result.recorded, unknown_ids=result.unknown_ids, errors=result.errors
+        )
+
+    return app
+
+
+def _check_size(n: int, max_items: int) -> None:
+    if n > max_items:
+        raise HTTPException(413, f"För många poster: högst {max_items} per anrop, fick {n}")
+
+
+def _log_rejected(serving: Serving, body: Any, reasons: list[str]) -> None:
+    with serving.guard():
+        serving.service().log_rejected(body, reasons, source=SOURCE)
+
+
+def _actuals_frame(rows: list[ActualIn]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "prediction_id": [r.prediction_id for r in rows],
+            "faktiskt_pris": [r.faktiskt_pris for r in rows],
+            "datum": [r.datum for r in rows],
+        },
+        columns=["prediction_id", "faktiskt_pris", "datum"],
+    )
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class BodyLimit:
+    """Answer 413 before reading a body whose Content-Length is above `max_bytes`."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                response = JSONResponse(
+                    {"detail": f"För stor förfrågan: högst {self.max_bytes} byte"},
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+_default_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn avarn_core.api:app` looks the attribute up: the app is built then, not at import.
+    global _default_app
+    if name == "app":
+        if _default_app is None:
+            _default_app = create_app()
+        return _default_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,113 @@
+"""The REST API over a real `uvicorn avarn_core.api:app` on a loopback port, configured only
+through environment variables, as in the Docker image."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from api_support import UvicornServer
+
+from avarn_core.predlog import PredictionLog
+from avarn_core.schema import QUOTE_KEYS
+
+KEY = "nyckel-for-test-42"
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('server') / 'predictions.db'}"
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, server_log, tmp_path_factory):
+    env = {"AVARN_MODELS_DIR": models_dir, "AVARN_DB_URL": server_log}
+    with UvicornServer(env, log_dir=tmp_path_factory.mktemp("uvicorn")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def keyed_server(models_dir, tmp_path_factory):
+    env = {
+        "AVARN_MODELS_DIR": models_dir,
+        "AVARN_DB_URL": f"sqlite:///{tmp_path_factory.mktemp('keyed') / 'predictions.db'}",
+        "AVARN_API_KEY": KEY,
+        "AVARN_BATCH_MAX_ITEMS": "10",
+    }
+    with UvicornServer(env, log_dir=tmp_path_factory.mktemp("uvicorn")) as server:
+        yield server
+
+
+def test_every_endpoint_over_http(server, server_log, request_example):
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        before = PredictionLog(server_log).count()
+        info = http.get("/")
+        health = http.get("/health")
+        quote = http.post("/predict", json=request_example)
+        batch = http.post("/predict/batch", json=[request_example, {"stad": "Lund"}])
+        explain = http.post("/explain", json=request_example)
+        actuals = http.post(
+            "/actuals",
+            json=[{"prediction_id": quote.json()["prediction_id"], "faktiskt_pris": 39000}],
+        )
+        docs = http.get("/docs")
+
+    assert info.status_code == 200 and info.json()["model"]["version"] == "v0001"
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert quote.status_code == 200
+    body = quote.json()
+    assert set(QUOTE_KEYS) <= set(body)
+    assert body["confidence_interval_lower"] <= body["predicted_price"]
+    assert body["predicted_price"] <= body["confidence_interval_upper"]
+    assert batch.status_code == 200
+    assert [r["error"] is None for r in batch.json()] == [True, False]
+    assert batch.json()[0]["predicted_price"] == body["predicted_price"]
+    assert explain.status_code == 200
+    e = explain.json()
+    assert e["base_price"] + sum(e["contributions"].values()) == body["predicted_price"]
+    assert actuals.json() == {"recorded": 1, "unknown_ids": [], "errors": []}
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+    log = PredictionLog(server_log)
+    assert log.count() == before + 2
+    assert log.quote(body["prediction_id"])["source"] == "api"
+    assert log.quote(body["prediction_id"])["faktiskt_pris"] == 39000
+
+
+def test_bad_bodies_get_422_over_http(server, request_example):
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        field = http.post("/predict", json={**request_example, "antal_detektorer": -1})
+        not_json = http.post(
+            "/predict", content=b"nej", headers={"Content-Type": "application/json"}
+        )
+        batch = http.post("/predict/batch", json={"inte": "en lista"})
+        explain = http.post("/explain", json={})
+        actuals = http.post("/actuals", json=[{"prediction_id": "a", "faktiskt_pris": "gratis"}])
+
+    assert field.status_code == 422
+    assert field.json()["detail"][0]["loc"] == ["body", "antal_detektorer"]
+    assert not_json.status_code == 422
+    assert batch.status_code == 422
+    assert explain.status_code == 422
+    assert actuals.status_code == 422
+    assert actuals.json()["detail"][0]["loc"] == ["body", 0, "faktiskt_pris"]
+
+
+def test_batch_limit_gets_413_over_http(server, request_example):
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        response = http.post("/predict/batch", json=[request_example] * 1001)
+
+    assert response.status_code == 413
+
+
+def test_api_key_over_http(keyed_server, request_example):
+    with httpx.Client(base_url=keyed_server.url, timeout=30) as http:
+        assert http.get("/health").status_code == 200
+        assert http.get("/").status_code == 401
+        assert http.post("/predict", json=request_example).status_code == 401
+        wrong = {"X-API-Key": "fel"}
+        assert http.post("/predict", json=request_example, headers=wrong).status_code == 401
+        right = {"X-API-Key": KEY}
+        assert http.get("/", headers=right).status_code == 200
+        assert http.post("/predict", json=request_example, headers=right).status_code == 200
+        batch = http.post("/predict/batch", json=[request_example] * 11, headers=right)
+        assert batch.status_code == 413  # AVARN_BATCH_MAX_ITEMS=10 from the environment
