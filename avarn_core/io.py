@@ -293,8 +293,17 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Copy of `frame` where text cells that a spreadsheet would run as a formula get a "'"."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(_safe_text)
+        values = out[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            # Vectorised: only text cells that start like a formula are looked at one by one.
+            try:
+                risky = values.str.startswith(_FORMULA_START, na=False).to_numpy(dtype=bool)
+            except AttributeError:  # an object column without any text (numbers from XLSX)
+                continue
+            if risky.any():
+                values = values.copy()
+                values[risky] = values[risky].map(_safe_text)
+                out[column] = values
     out.columns = [_safe_text(c) for c in out.columns]
     return out
 

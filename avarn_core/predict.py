@@ -30,6 +30,7 @@ from avarn_core.schema import (
     LABELS,
     QUOTE_KEYS,
     QuoteInput,
+    by_unique,
     clean_city,
     fold,
 )
@@ -123,7 +124,7 @@ class Predictor:
         out["stad"] = np.where(
             index >= 0,
             known[index.clip(0)],
-            out["stad"].astype(str).map(clean_city).to_numpy(dtype=object),
+            by_unique(out["stad"].astype(str), clean_city).to_numpy(dtype=object),
         )
         price, lower, upper = self.model.quote(encode(out, self._lookup))
         out["predicted_price"] = np.round(price).astype("int64")
