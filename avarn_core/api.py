@@ -298,24 +298,61 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
+class BodyTooLarge(HTTPException):
+    """A request body above the limit (raised while the body is being received)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"För stor förfrågan: högst {max_bytes} byte")
+
+
 class BodyLimit:
-    """Answer 413 before reading a body whose Content-Length is above `max_bytes`."""
+    """Answer 413 to a request body above `max_bytes`, whether or not it says its length.
+
+    A Content-Length above the limit is refused before anything is read. Every body is also
+    counted while it is received (a chunked body has no Content-Length): the chunk that
+    passes the limit raises BodyTooLarge, which FastAPI turns into the 413 answer, before
+    the body is parsed or the endpoint runs.
+    """
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse(
-                    {"detail": f"För stor förfrågan: högst {self.max_bytes} byte"},
-                    status_code=413,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = JSONResponse({"detail": BodyTooLarge(self.max_bytes).detail}, status_code=413)
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await too_large(scope, receive, send)
+            return
+
+        received = 0
+        started = False
+
+        async def counted_receive() -> MutableMapping[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watched_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except BodyTooLarge:
+            # Read outside FastAPI's exception handling (normally it answers itself).
+            if started:
+                raise
+            await too_large(scope, receive, send)
 
 
 _default_app: FastAPI | None = None

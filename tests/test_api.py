@@ -291,13 +291,43 @@ def test_batch_limit_follows_the_setting(models_dir, sqlite_url, request_example
         assert client.get("/").json()["batch_max_items"] == 3
 
 
-def test_an_oversized_body_gets_413_before_it_is_read(client):
-    body = b"[" + b",".join([b'{"stad": "' + b"x" * 1000 + b'"}'] * 3000) + b"]"
+def _huge_batch(request_example: dict) -> bytes:
+    """Three batch items, ~3 MB in all: far below the item limit (1,000) and far above the
+    body limit (~2.1 MB), so only the body limit can refuse it; the endpoint itself would
+    price nothing and answer 200 with an error per item (the city name is too long)."""
+    item = {**request_example, "stad": "x" * 1_000_000}
+    return json.dumps([item] * 3).encode()
+
+
+def test_a_body_longer_than_the_limit_gets_the_middlewares_413(client, request_example):
     response = client.post(
-        "/predict/batch", content=body, headers={"Content-Type": "application/json"}
+        "/predict/batch",
+        content=_huge_batch(request_example),
+        headers={"Content-Type": "application/json"},
     )
 
     assert response.status_code == 413
+    assert response.json()["detail"].startswith("För stor förfrågan: högst ")
+    assert log_of(client).errors().empty
+
+
+def test_a_chunked_body_longer_than_the_limit_gets_413_while_it_is_received(
+    client, request_example
+):
+    body = _huge_batch(request_example)
+
+    def chunks():  # a generator: sent with Transfer-Encoding: chunked, no Content-Length
+        for start in range(0, len(body), 65_536):
+            yield body[start : start + 65_536]
+
+    response = client.post(
+        "/predict/batch", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+
+    assert "content-length" not in {k.lower() for k in response.request.headers}
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith("För stor förfrågan: högst ")
+    assert log_of(client).errors().empty
 
 
 def test_explanation_adds_up_to_the_quoted_price(client, request_example):

@@ -3,10 +3,13 @@ through environment variables, as in the Docker image."""
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 from api_support import UvicornServer
 
+from avarn_core.api import BODY_BYTES_BASE, BODY_BYTES_PER_ITEM
 from avarn_core.predlog import PredictionLog
 from avarn_core.schema import QUOTE_KEYS
 
@@ -111,3 +114,28 @@ def test_api_key_over_http(keyed_server, request_example):
         assert http.post("/predict", json=request_example, headers=right).status_code == 200
         batch = http.post("/predict/batch", json=[request_example] * 11, headers=right)
         assert batch.status_code == 413  # AVARN_BATCH_MAX_ITEMS=10 from the environment
+
+
+def test_a_chunked_body_over_the_limit_gets_413_before_it_has_all_been_sent(keyed_server):
+    """Without Content-Length (Transfer-Encoding: chunked) the limit is enforced while the body
+    arrives: the server answers 413 although the body never ends (and no key was sent)."""
+    limit = BODY_BYTES_BASE + 10 * BODY_BYTES_PER_ITEM  # AVARN_BATCH_MAX_ITEMS=10
+    chunk = b"[" + b" " * 16_383
+    head = (
+        f"POST /predict/batch HTTP/1.1\r\nHost: 127.0.0.1:{keyed_server.port}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", keyed_server.port), timeout=10) as sock:
+        sock.sendall(head)
+        for _ in range(limit // len(chunk) + 2):  # past the limit, and no final 0-chunk
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65_536)
+            if not data:
+                break
+            answer += data
+
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 413"), answer[:500]
+    assert f"För stor förfrågan: högst {limit} byte" in rest.decode()
