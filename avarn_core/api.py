@@ -17,7 +17,14 @@ starts (the lifespan). Tests build their own with `create_app(settings)`.
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
@@ -51,6 +58,7 @@ API_KEY_HEADER = "X-API-Key"
 BODY_BYTES_PER_ITEM = 2048
 BODY_BYTES_BASE = 65_536
 PRICED_PATHS = ("/predict", "/predict/batch")
+UNAUTHORIZED = f"API-nyckel saknas eller är fel (sidhuvudet {API_KEY_HEADER})"
 
 logger = logging.getLogger(__name__)
 
@@ -106,16 +114,15 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         name=API_KEY_HEADER, auto_error=False, description="Needed when AVARN_API_KEY is set"
     )
 
-    def require_key(key: str | None = Security(key_header)) -> None:
+    def key_ok(key: str | None) -> bool:
         expected = settings.api_key
         if expected is None:
-            return
-        if key is None or not hmac.compare_digest(key.encode(), expected.encode()):
-            raise HTTPException(
-                401,
-                f"API-nyckel saknas eller är fel (sidhuvudet {API_KEY_HEADER})",
-                headers={"WWW-Authenticate": "APIKey"},
-            )
+            return True
+        return key is not None and hmac.compare_digest(key.encode(), expected.encode())
+
+    def require_key(key: str | None = Security(key_header)) -> None:
+        if not key_ok(key):
+            raise HTTPException(401, UNAUTHORIZED, headers={"WWW-Authenticate": "APIKey"})
 
     guarded = [Security(require_key)] if settings.api_key else []
 
@@ -125,12 +132,16 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI reads the body before it runs require_key, so a body that is not JSON fails
+        # here for callers without the key too: they get the 401 they would have got, and
+        # nothing they send is logged.
+        if not key_ok(request.headers.get(API_KEY_HEADER)):
+            return JSONResponse(
+                {"detail": UNAUTHORIZED}, status_code=401, headers={"WWW-Authenticate": "APIKey"}
+            )
         # A pricing request that could not be priced is logged too (then FastAPI's 422).
         if request.url.path in PRICED_PATHS:
-            reasons = [
-                f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'indata'}: {e.get('msg')}"
-                for e in exc.errors()
-            ]
+            reasons = rejection_reasons(exc.errors())
             try:
                 await run_in_threadpool(_log_rejected, serving, exc.body, reasons)
             except Exception:  # noqa: BLE001 - the client still gets its 422
@@ -273,6 +284,26 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
 def _check_size(n: int, max_items: int) -> None:
     if n > max_items:
         raise HTTPException(413, f"För många poster: högst {max_items} per anrop, fick {n}")
+
+
+def rejection_reasons(errors: Sequence[Mapping[str, Any]]) -> list[str]:
+    """FastAPI's validation errors as the 'field: message' lines logged for a rejected request.
+
+    >>> rejection_reasons([{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON ..."}])
+    ['indata: ogiltig JSON (fel vid tecken 1)']
+    """
+    reasons = []
+    for error in errors:
+        where = tuple(error.get("loc", ()))[1:]  # without "body"
+        if error.get("type") == "json_invalid":
+            # The location is a character position in the body, not a field or an item.
+            position = where[0] if where and isinstance(where[0], int) else None
+            at = "" if position is None else f" (fel vid tecken {position + 1})"
+            reasons.append(f"indata: ogiltig JSON{at}")
+        else:
+            field = ".".join(str(part) for part in where) or "indata"
+            reasons.append(f"{field}: {error.get('msg')}")
+    return reasons
 
 
 def _log_rejected(serving: Serving, body: Any, reasons: list[str]) -> None:

@@ -395,6 +395,18 @@ def test_api_key_is_required_everywhere_but_health_when_set(
             assert getattr(client, method)(path, headers=wrong, **kwargs).status_code == 401
             assert getattr(client, method)(path, headers=right, **kwargs).status_code == 200
         no_key_bad_body = client.post("/predict", json={"x": 1})
+        # Bodies that fail while FastAPI reads them, before the key is checked.
+        unreadable = []
+        for path in ("/predict", "/predict/batch", "/explain", "/actuals"):
+            for headers in ({}, wrong):
+                for content in (b"{inte json", b"", b"[1, 2"):
+                    unreadable.append(
+                        client.post(
+                            path,
+                            content=content,
+                            headers={**headers, "Content-Type": "application/json"},
+                        )
+                    )
         assert client.get("/health").status_code == 200
         assert client.get("/docs").status_code == 200
         schema = client.get("/openapi.json").json()
@@ -403,9 +415,29 @@ def test_api_key_is_required_everywhere_but_health_when_set(
 
     assert no_key_bad_body.status_code == 401
     assert "API-nyckel" in no_key_bad_body.json()["detail"]
+    assert [r.status_code for r in unreadable] == [401] * len(unreadable)
+    assert all("API-nyckel" in r.json()["detail"] for r in unreadable)
     assert logged == 2  # /predict and /predict/batch with the right key
-    assert errors == 0  # requests without the key are not logged
+    assert errors == 0  # requests without the key are not logged, whatever their body
     assert "APIKeyHeader" in schema["components"]["securitySchemes"]
+
+
+def test_with_the_key_a_body_that_is_not_json_gets_422_and_is_logged_as_such(
+    models_dir, sqlite_url
+):
+    settings = Settings(models_dir=models_dir, db_url=sqlite_url, api_key=KEY)
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/predict",
+            content=b'{"antal_sektioner": 8,,}',
+            headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+        )
+        errors = log_of(client).errors()
+
+    assert response.status_code == 422
+    assert errors["reason"].tolist() == [
+        "indata: ogiltig JSON (fel vid tecken 23)"
+    ]  # the second comma
 
 
 def test_openapi_documents_every_endpoint(client):
