@@ -57,7 +57,7 @@ API_KEY_HEADER = "X-API-Key"
 # Bytes a request body may have per allowed batch item (a request is ~250 bytes), plus slack.
 BODY_BYTES_PER_ITEM = 2048
 BODY_BYTES_BASE = 65_536
-PRICED_PATHS = ("/predict", "/predict/batch")
+PRICED_PATHS = ("/predict", "/predict/batch", "/explain")
 UNAUTHORIZED = f"API-nyckel saknas eller är fel (sidhuvudet {API_KEY_HEADER})"
 
 logger = logging.getLogger(__name__)
@@ -238,17 +238,20 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         responses=error_responses(400, 401, 413, 503),
     )
     def explain(request: QuoteRequest) -> ExplainResponse:
-        """Why the price is what it is: kronor per input that add up to the price."""
-        service = serving.service()
-        explanation = service.explain(request)
+        """Price the contract like POST /predict, log the quote (source "api") and take its
+        price apart: kronor per input that add up to the price, the three biggest drivers in
+        Swedish, and the quote's keys, its `prediction_id` included."""
+        with serving.guard():
+            quote, explanation = serving.service().quote_explained(request, source=SOURCE)
         base, contributions, price = rounded(explanation)
+        if price != quote.predicted_price:  # one model call makes both; never expected
+            raise RuntimeError(f"explained price {price} != quoted {quote.predicted_price}")
         return ExplainResponse(
-            predicted_price=price,
+            **quote.to_dict(),
             base_price=base,
             contributions=contributions,
             drivers=driver_sentences(explanation),
-            model_version=service.predictor.version,
-            feature_pipeline_version=service.predictor.feature_pipeline_version,
+            warning=quote.warning,
         )
 
     @app.post(

@@ -48,9 +48,12 @@ class BatchItemResult(BaseModel):
 
 
 class ExplainResponse(BaseModel):
-    """A price taken apart in whole kronor: base_price + Σ contributions = predicted_price."""
+    """A logged quote taken apart in whole kronor: base_price + Σ contributions =
+    predicted_price. The quote keys are those POST /predict gives for the same request."""
 
     predicted_price: int = Field(description=f"The quoted price, {PRICE}")
+    confidence_interval_lower: int = Field(description="Lower bound of the price interval")
+    confidence_interval_upper: int = Field(description="Upper bound of the price interval")
     base_price: int = Field(description="The price of an average contract in the training data")
     contributions: dict[str, int] = Field(
         description="Kronor each input adds to (or takes from) the base price; the three "
@@ -70,6 +73,11 @@ class ExplainResponse(BaseModel):
     drivers: list[str] = Field(description="The three biggest drivers in plain Swedish")
     model_version: str
     feature_pipeline_version: str
+    prediction_id: str = Field(
+        description="Id of the logged quote (every explained price is a logged quote, source "
+        "'api'); use it in POST /actuals"
+    )
+    warning: str | None = Field(default=None, description="As in POST /predict")
 
 
 class ActualIn(BaseModel):

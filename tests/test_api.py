@@ -121,6 +121,7 @@ def test_with_an_unusable_log_health_is_503_and_no_quote_is_given(
         health = client.get("/health")
         quote = client.post("/predict", json=request_example)
         batch = client.post("/predict/batch", json=[request_example])
+        explain = client.post("/explain", json=request_example)
 
     assert health.status_code == 503
     assert health.json()["model"]["ok"] is True
@@ -128,6 +129,7 @@ def test_with_an_unusable_log_health_is_503_and_no_quote_is_given(
     assert quote.status_code == 503
     assert "Prediktionsloggen" in quote.json()["detail"]
     assert batch.status_code == 503
+    assert explain.status_code == 503
 
 
 def test_a_quote_that_cannot_be_logged_is_not_given(client, request_example, monkeypatch):
@@ -339,10 +341,31 @@ def test_explanation_adds_up_to_the_quoted_price(client, request_example):
         explained["base_price"] + sum(explained["contributions"].values())
         == (explained["predicted_price"])
     )
-    assert explained["predicted_price"] == quoted["predicted_price"]
+    for key in QUOTE_KEYS:
+        if key != "prediction_id":
+            assert explained[key] == quoted[key], key
     assert len(explained["drivers"]) == 3
     assert all(s.endswith(".") and "kr" in s for s in explained["drivers"])
-    assert client.post("/explain", json={**request_example, "ventilation": 5}).status_code == 422
+
+
+def test_an_explained_price_is_a_logged_quote(client, request_example):
+    explained = client.post("/explain", json={**request_example, "stad": "ankeborg"}).json()
+    rejected = client.post("/explain", json={**request_example, "ventilation": 5})
+
+    logged = log_of(client).quote(explained["prediction_id"])
+    assert logged is not None and logged["source"] == "api"
+    assert logged["predicted_price"] == explained["predicted_price"]
+    assert logged["confidence_interval_lower"] == explained["confidence_interval_lower"]
+    assert logged["warning"] == explained["warning"] and "Ankeborg" in explained["warning"]
+    assert log_of(client).count() == 1
+    assert rejected.status_code == 422
+    assert log_of(client).errors()["reason"].tolist() == [
+        "ventilation: " + (rejected.json()["detail"][0]["msg"])
+    ]
+    recorded = client.post(
+        "/actuals", json=[{"prediction_id": explained["prediction_id"], "faktiskt_pris": 40000}]
+    )
+    assert recorded.json()["recorded"] == 1
 
 
 def test_actuals_are_recorded_and_unknown_ids_reported(client, request_example):
@@ -417,7 +440,7 @@ def test_api_key_is_required_everywhere_but_health_when_set(
     assert "API-nyckel" in no_key_bad_body.json()["detail"]
     assert [r.status_code for r in unreadable] == [401] * len(unreadable)
     assert all("API-nyckel" in r.json()["detail"] for r in unreadable)
-    assert logged == 2  # /predict and /predict/batch with the right key
+    assert logged == 3  # /predict, /predict/batch and /explain with the right key
     assert errors == 0  # requests without the key are not logged, whatever their body
     assert "APIKeyHeader" in schema["components"]["securitySchemes"]
 

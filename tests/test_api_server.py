@@ -71,7 +71,8 @@ def test_every_endpoint_over_http(server, server_log, request_example):
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
     log = PredictionLog(server_log)
-    assert log.count() == before + 2
+    assert log.count() == before + 3  # /predict, the batch's good item and /explain
+    assert log.quote(e["prediction_id"])["predicted_price"] == e["predicted_price"]
     assert log.quote(body["prediction_id"])["source"] == "api"
     assert log.quote(body["prediction_id"])["faktiskt_pris"] == 39000
 
