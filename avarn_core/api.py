@@ -202,16 +202,29 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         tags=["pricing"],
         dependencies=guarded,
         responses=error_responses(400, 401, 413, 503),
+        # The body is taken as a list of any JSON values, so that one bad item (even one that
+        # is not an object) gets its own error instead of failing the request; what an item
+        # should be is documented here.
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": {"items": {"$ref": "#/components/schemas/QuoteInput"}}
+                    }
+                }
+            }
+        },
     )
     def predict_batch(
         response: Response,
         requests: Annotated[
-            list[dict[str, Any]],
+            list[Any],
             Body(
                 description=(
                     "A list of requests, each with the nine inputs of POST /predict. Each item is "
-                    "validated on its own: a bad item gets an `error`, the others are priced. At "
-                    f"most {max_items} items (413 above)."
+                    "validated on its own: an item that is not such a request (a bad value, a "
+                    "missing input, not even an object) gets an `error`, the others are priced. "
+                    f"At most {max_items} items (413 above); a body that is not a list gets 422."
                 ),
                 examples=[[EXAMPLE_REQUEST, {**EXAMPLE_REQUEST, "antal_sektioner": 0}]],
             ),

@@ -264,6 +264,29 @@ def test_batch_prices_good_items_and_names_the_field_of_bad_ones(client, request
     assert errors["row"].tolist() == [1]
 
 
+def test_batch_items_that_are_not_objects_get_their_own_error(client, request_example):
+    response = client.post("/predict/batch", json=[request_example, 5, None, "x", [1], {}])
+
+    assert response.status_code == 200
+    results = response.json()
+    assert results[0]["error"] is None and results[0]["predicted_price"] > 0
+    for result in results[1:5]:
+        assert result["predicted_price"] is None
+        assert result["error"] == "indata: posten ska vara ett objekt med de nio indata"
+    assert results[5]["error"].startswith("antal_sektioner: ")
+    errors = log_of(client).errors()
+    assert errors["row"].tolist() == [1, 2, 3, 4, 5]
+    assert errors["inputs"].tolist()[:4] == ["5", "null", '"x"', "[1]"]
+    assert log_of(client).count() == 1
+
+
+def test_a_batch_body_that_is_not_a_list_gets_422(client):
+    response = client.post("/predict/batch", json={"antal_sektioner": 8})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+
+
 def test_empty_batch_gives_an_empty_list(client):
     response = client.post("/predict/batch", json=[])
 
@@ -480,6 +503,11 @@ def test_openapi_documents_every_endpoint(client):
         "QuoteInput"
     )
     assert {"200", "422", "413", "503"} <= set(predict["responses"])
+    batch = schema["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
+    assert batch["application/json"]["schema"]["type"] == "array"
+    assert batch["application/json"]["schema"]["items"] == {
+        "$ref": "#/components/schemas/QuoteInput"
+    }
     assert "securitySchemes" not in schema.get("components", {})  # no key configured
 
 
