@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from avarn_core.api import create_app
@@ -91,7 +92,7 @@ def test_health_is_ok_when_model_and_log_work(client):
 
 
 def test_without_a_model_health_is_503_and_quotes_are_refused(
-    tmp_path, sqlite_url, request_example
+    tmp_path, sqlite_url, request_example, caplog
 ):
     settings = Settings(models_dir=tmp_path / "empty", db_url=sqlite_url)
     with TestClient(create_app(settings)) as client:
@@ -106,11 +107,29 @@ def test_without_a_model_health_is_503_and_quotes_are_refused(
     assert quote.status_code == 503
     assert "Ingen modell" in quote.json()["detail"]
     assert info.status_code == 200 and info.json()["model"] is None
+    assert str(tmp_path) not in health.text + quote.text  # the models folder: server log only
+    assert str(tmp_path / "empty") in caplog.text
+
+
+def test_health_asks_the_log_cheap_questions_only(client):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(statement.lower())
+
+    engine = log_of(client).engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/health").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert statements and not any("count(" in s for s in statements)
 
 
 @pytest.mark.parametrize("kind", ["sqlite-under-a-file", "postgres-nobody-listens"])
 def test_with_an_unusable_log_health_is_503_and_no_quote_is_given(
-    kind, tmp_path, models_dir, request_example
+    kind, tmp_path, models_dir, request_example, caplog
 ):
     if kind == "sqlite-under-a-file":
         (tmp_path / "a-file").write_text("not a folder")
@@ -126,10 +145,16 @@ def test_with_an_unusable_log_health_is_503_and_no_quote_is_given(
     assert health.status_code == 503
     assert health.json()["model"]["ok"] is True
     assert health.json()["log"]["ok"] is False
+    assert health.json()["log"]["error"].startswith("Prediktionsloggen går inte att använda")
     assert quote.status_code == 503
     assert "Prediktionsloggen" in quote.json()["detail"]
     assert batch.status_code == 503
     assert explain.status_code == 503
+    # Where the log is and who connects is for the server log, not for callers.
+    secret = str(tmp_path) if kind == "sqlite-under-a-file" else "port 1"
+    for response in (health, quote, batch, explain):
+        assert secret not in response.text and "127.0.0.1" not in response.text
+    assert secret in caplog.text
 
 
 def test_a_quote_that_cannot_be_logged_is_not_given(client, request_example, monkeypatch):
@@ -162,7 +187,7 @@ def test_a_model_trained_after_start_is_picked_up(
 
 
 def test_a_newly_activated_version_that_fails_to_load_leaves_the_old_one_serving(
-    tmp_path, models_dir, sqlite_url, request_example
+    tmp_path, models_dir, sqlite_url, request_example, caplog
 ):
     models = tmp_path / "models"
     shutil.copytree(models_dir, models)
@@ -181,7 +206,9 @@ def test_a_newly_activated_version_that_fails_to_load_leaves_the_old_one_serving
 
     assert quote.status_code == 200 and quote.json()["model_version"] == "v0001"
     assert health["model"]["ok"] is True and health["model"]["version"] == "v0001"
-    assert "v0001 används" in health["model"]["error"] and "sha256" in health["model"]["error"]
+    assert "v0001 används" in health["model"]["error"]
+    assert "sha256" not in health["model"]["error"]  # why: in the server log, once
+    assert sum("sha256" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize(
