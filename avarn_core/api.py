@@ -49,7 +49,7 @@ from avarn_core.api_schemas import (
 from avarn_core.explain import driver_sentences, rounded
 from avarn_core.schema import QuoteInput
 from avarn_core.serving import ServiceUnavailable, Serving
-from avarn_core.settings import Settings, get_settings
+from avarn_core.settings import Settings, SettingsError, get_settings
 
 SOURCE = "api"
 NAME = "Avarn Pris"
@@ -80,6 +80,7 @@ QuoteRequest = Annotated[QuoteInput, Body(examples=[EXAMPLE_REQUEST])]
 def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0) -> FastAPI:
     """The API for `settings` (default: from the environment). Opens nothing until started."""
     settings = settings or get_settings()
+    _check_api_key(settings.api_key)
     serving = Serving(settings, refresh_seconds=refresh_seconds)
     max_items = settings.batch_max_items
 
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
 
     def key_ok(key: str | None) -> bool:
         expected = settings.api_key
-        if expected is None:
+        if not expected:
             return True
         return key is not None and hmac.compare_digest(key.encode(), expected.encode())
 
@@ -295,6 +296,18 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
         )
 
     return app
+
+
+def _check_api_key(key: str | None) -> None:
+    """Refuse a key no client could send: HTTP header values are bytes, which Starlette reads
+    as latin-1, so a key with characters outside printable ASCII (å, ä, ö, €, a line break)
+    would never match what a client sends; surrounding spaces are dropped on the way."""
+    if key and not (key.isascii() and key.isprintable() and key == key.strip()):
+        raise SettingsError(
+            "AVARN_API_KEY may hold only printable ASCII characters (letters a-z, A-Z, digits, "
+            "punctuation) and no spaces at its ends; a key with other characters (such as "
+            "å, ä, ö) could never match the X-API-Key header a client sends"
+        )
 
 
 def _check_size(n: int, max_items: int) -> None:

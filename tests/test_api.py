@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from avarn_core.api import create_app
 from avarn_core.features import EXPLAINED_INPUTS
 from avarn_core.schema import QUOTE_KEYS
-from avarn_core.settings import Settings
+from avarn_core.settings import Settings, SettingsError
 
 KEY = "hemlig-nyckel-123"
 
@@ -511,6 +511,12 @@ def test_with_the_key_a_body_that_is_not_json_gets_422_and_is_logged_as_such(
     assert errors["reason"].tolist() == [
         "indata: ogiltig JSON (fel vid tecken 23)"
     ]  # the second comma
+
+
+@pytest.mark.parametrize("key", ["nyckel-åäö", "nyckel-€", "två\nrader", " mellanslag"])
+def test_a_key_no_client_could_send_is_refused_when_the_app_is_built(models_dir, sqlite_url, key):
+    with pytest.raises(SettingsError, match="AVARN_API_KEY may hold only printable ASCII"):
+        create_app(Settings(models_dir=models_dir, db_url=sqlite_url, api_key=key))
 
 
 def test_openapi_documents_every_endpoint(client):

@@ -140,3 +140,18 @@ def test_a_chunked_body_over_the_limit_gets_413_before_it_has_all_been_sent(keye
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 413"), answer[:500]
     assert f"För stor förfrågan: högst {limit} byte" in rest.decode()
+
+
+def test_uvicorn_refuses_to_start_with_a_key_no_client_could_send(models_dir, tmp_path):
+    env = {
+        "AVARN_MODELS_DIR": models_dir,
+        "AVARN_DB_URL": f"sqlite:///{tmp_path / 'predictions.db'}",
+        "AVARN_API_KEY": "hemlig-nyckel-åäö",
+    }
+    with (
+        pytest.raises(RuntimeError, match="uvicorn exited") as failed,
+        UvicornServer(env, log_dir=tmp_path),
+    ):
+        pass
+
+    assert "AVARN_API_KEY may hold only printable ASCII" in str(failed.value)
