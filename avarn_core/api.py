@@ -58,6 +58,7 @@ API_KEY_HEADER = "X-API-Key"
 BODY_BYTES_PER_ITEM = 2048
 BODY_BYTES_BASE = 65_536
 PRICED_PATHS = ("/predict", "/predict/batch", "/explain")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as `avarn` writes them
 UNAUTHORIZED = f"API-nyckel saknas eller är fel (sidhuvudet {API_KEY_HEADER})"
 
 logger = logging.getLogger(__name__)
@@ -86,14 +87,22 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # LOG_LEVEL for our loggers; uvicorn keeps its own (--log-level).
-        logging.getLogger("avarn_core").setLevel(settings.log_level)
+        configure_logging(settings.log_level)
         report = await run_in_threadpool(serving.open)
         if not report.ok:
             logger.warning(
                 "Starting without a usable %s: %s",
                 "model" if not report.model.ok else "log",
                 report.model.error or report.log.error,
+            )
+        else:
+            logger.info(
+                "%s API %s started: model %s, batch limit %d, API key %s",
+                NAME,
+                __version__,
+                report.model.version,
+                max_items,
+                "required" if settings.api_key else "not required",
             )
         yield
 
@@ -298,6 +307,22 @@ def create_app(settings: Settings | None = None, *, refresh_seconds: float = 2.0
     return app
 
 
+def configure_logging(level: str) -> None:
+    """LOG_LEVEL for the avarn_core loggers, and somewhere for their lines to go.
+
+    uvicorn configures only its own loggers (its --log-level is for those), so our INFO lines
+    would reach no handler. When nothing up the logger tree has one (no --log-config that
+    configures the root logger, no earlier call), a stderr handler is attached to the
+    avarn_core logger; otherwise the configured handlers print them, once.
+    """
+    package = logging.getLogger("avarn_core")
+    package.setLevel(level)
+    if not package.hasHandlers():
+        handler = logging.StreamHandler()  # stderr, where uvicorn writes its own lines
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        package.addHandler(handler)
+
+
 def _check_api_key(key: str | None) -> None:
     """Refuse a key no client could send: HTTP header values are bytes, which Starlette reads
     as latin-1, so a key with characters outside printable ASCII (å, ä, ö, €, a line break)
@@ -428,4 +453,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["create_app"]
+__all__ = ["configure_logging", "create_app"]

@@ -4,6 +4,7 @@ original request example, 422/413/401/503, and that every quote is logged with s
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from avarn_core.api import create_app
+from avarn_core.api import configure_logging, create_app
 from avarn_core.features import EXPLAINED_INPUTS
 from avarn_core.schema import QUOTE_KEYS
 from avarn_core.settings import Settings, SettingsError
@@ -542,6 +543,26 @@ def test_openapi_documents_every_endpoint(client):
         "$ref": "#/components/schemas/QuoteInput"
     }
     assert "securitySchemes" not in schema.get("components", {})  # no key configured
+
+
+def test_logging_gets_one_handler_only_when_none_is_configured(monkeypatch):
+    package = logging.getLogger("avarn_core")
+    monkeypatch.setattr(package, "handlers", [])
+    monkeypatch.setattr(package, "level", package.level)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as under uvicorn: nothing on the root logger
+
+    configure_logging("DEBUG")
+    configure_logging("INFO")  # a second app in the same process
+
+    assert package.level == logging.INFO
+    assert len(package.handlers) == 1
+    assert isinstance(package.handlers[0], logging.StreamHandler)
+
+    monkeypatch.setattr(package, "handlers", [])
+    monkeypatch.setattr(root, "handlers", [logging.NullHandler()])  # e.g. uvicorn --log-config
+    configure_logging("WARNING")
+    assert package.handlers == []  # the configured handler prints our lines
 
 
 def test_building_the_app_opens_nothing(tmp_path):

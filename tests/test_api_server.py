@@ -23,7 +23,7 @@ def server_log(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def server(models_dir, server_log, tmp_path_factory):
-    env = {"AVARN_MODELS_DIR": models_dir, "AVARN_DB_URL": server_log}
+    env = {"AVARN_MODELS_DIR": models_dir, "AVARN_DB_URL": server_log, "LOG_LEVEL": "INFO"}
     with UvicornServer(env, log_dir=tmp_path_factory.mktemp("uvicorn")) as server:
         yield server
 
@@ -35,6 +35,7 @@ def keyed_server(models_dir, tmp_path_factory):
         "AVARN_DB_URL": f"sqlite:///{tmp_path_factory.mktemp('keyed') / 'predictions.db'}",
         "AVARN_API_KEY": KEY,
         "AVARN_BATCH_MAX_ITEMS": "10",
+        "LOG_LEVEL": "WARNING",
     }
     with UvicornServer(env, log_dir=tmp_path_factory.mktemp("uvicorn")) as server:
         yield server
@@ -155,3 +156,14 @@ def test_uvicorn_refuses_to_start_with_a_key_no_client_could_send(models_dir, tm
         pass
 
     assert "AVARN_API_KEY may hold only printable ASCII" in str(failed.value)
+
+
+def test_log_level_decides_which_of_the_apis_own_lines_uvicorn_prints(server, keyed_server):
+    """uvicorn runs with --log-level warning (its own lines); LOG_LEVEL is for ours."""
+    started = "Avarn Pris API 0.1.0 started: model v0001"
+
+    assert server.output().count(started) == 1  # LOG_LEVEL=INFO: printed, once
+    assert "avarn_core.db: Migrating the prediction log to version 2" in server.output()
+    assert "avarn_core.serving: Serving model v0001" in server.output()
+    assert started not in keyed_server.output()  # LOG_LEVEL=WARNING
+    assert "Serving model" not in keyed_server.output()
