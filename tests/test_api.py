@@ -71,6 +71,16 @@ def test_unseen_city_is_priced_with_a_warning(client, request_example):
     assert "Ankeborg" in body["warning"]
 
 
+def test_counts_beyond_the_training_data_are_priced_with_a_warning(client, request_example):
+    body = client.post("/predict", json={**request_example, "antal_detektorer": 10_000}).json()
+    documented = client.get("/openapi.json").json()["components"]["schemas"]["QuoteResponse"]
+
+    assert body["predicted_price"] > 0
+    assert "Antal detektorer" in body["warning"] and "fler än modellen har sett" in body["warning"]
+    description = documented["properties"]["warning"]["description"]
+    assert "never seen in training" in description and "larger than any" in description
+
+
 def test_info_names_the_system_and_the_active_model(client):
     body = client.get("/").json()
 
