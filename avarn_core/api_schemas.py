@@ -1,8 +1,8 @@
 """The REST API's response bodies (and the /actuals request body) as pydantic models.
 
 The quote request body is `QuoteInput` from `avarn_core.schema`: the original API's nine inputs.
-The quote response has the original API's six keys; `warning` is added (null unless the city
-was never seen in training).
+The quote response has the original API's six keys and one added key, `warning`: null unless
+the city was never seen in training or a count lies beyond the training data.
 """
 
 from __future__ import annotations
@@ -17,8 +17,16 @@ from avarn_core.schema import MAX_PRICE
 PRICE = "SEK a year excluding VAT, whole kronor"
 
 
+WARNING = (
+    "Null, or (in Swedish) what the seller should check: the city was never seen in training "
+    "(priced as an average city), and/or a count (sections, detectors, alarm devices, door "
+    "magnets) is larger than any in the training data (the model extrapolates there and the "
+    "interval says too little). Added to the original API's six keys."
+)
+
+
 class QuoteResponse(BaseModel):
-    """One quote: the six keys of the original API, and a warning for an unseen city."""
+    """One quote: the six keys of the original API, and `warning` (added, may be null)."""
 
     predicted_price: int = Field(description=f"The price, {PRICE}")
     confidence_interval_lower: int = Field(description="Lower bound of the price interval")
@@ -26,9 +34,7 @@ class QuoteResponse(BaseModel):
     model_version: str = Field(examples=["v0001"])
     feature_pipeline_version: str = Field(examples=["1"])
     prediction_id: str = Field(description="Id of the logged quote; use it in POST /actuals")
-    warning: str | None = Field(
-        default=None, description="Set (in Swedish) when the city was never seen in training"
-    )
+    warning: str | None = Field(default=None, description=WARNING)
 
 
 class BatchItemResult(BaseModel):
@@ -41,16 +47,19 @@ class BatchItemResult(BaseModel):
     model_version: str | None = None
     feature_pipeline_version: str | None = None
     prediction_id: str | None = None
-    warning: str | None = None
+    warning: str | None = Field(default=None, description=WARNING)
     error: str | None = Field(
         default=None, description="Why the item could not be priced ('field: message; ...')"
     )
 
 
 class ExplainResponse(BaseModel):
-    """A price taken apart in whole kronor: base_price + Σ contributions = predicted_price."""
+    """A logged quote taken apart in whole kronor: base_price + Σ contributions =
+    predicted_price. The quote keys are those POST /predict gives for the same request."""
 
     predicted_price: int = Field(description=f"The quoted price, {PRICE}")
+    confidence_interval_lower: int = Field(description="Lower bound of the price interval")
+    confidence_interval_upper: int = Field(description="Upper bound of the price interval")
     base_price: int = Field(description="The price of an average contract in the training data")
     contributions: dict[str, int] = Field(
         description="Kronor each input adds to (or takes from) the base price; the three "
@@ -70,6 +79,11 @@ class ExplainResponse(BaseModel):
     drivers: list[str] = Field(description="The three biggest drivers in plain Swedish")
     model_version: str
     feature_pipeline_version: str
+    prediction_id: str = Field(
+        description="Id of the logged quote (every explained price is a logged quote, source "
+        "'api'); use it in POST /actuals"
+    )
+    warning: str | None = Field(default=None, description=WARNING)
 
 
 class ActualIn(BaseModel):

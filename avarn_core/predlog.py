@@ -35,6 +35,7 @@ from avarn_core.db import (
     make_engine,
     quotes_table,
     schema_version,
+    schema_version_table,
     transaction,
 )
 from avarn_core.io import neutralise_formulas
@@ -310,6 +311,23 @@ class PredictionLog:
         if version < SCHEMA_VERSION:
             raise PredictionLogError(
                 f"Prediktionsloggen har schemaversion {version}, {SCHEMA_VERSION} krävs"
+            )
+
+    def ping(self) -> None:
+        """Raise PredictionLogError unless the log answers and is at the current schema.
+
+        What a health probe asks several times a minute: like `check`, but it reads only the
+        schema version and the highest quote id (an index lookup), never counts the quotes.
+        """
+        try:
+            with self.engine.connect() as conn:
+                version = conn.scalar(sa.select(sa.func.max(schema_version_table.c.version)))
+                conn.scalar(sa.select(sa.func.max(quotes_table.c.id)))
+        except Exception as exc:
+            raise PredictionLogError(f"Prediktionsloggen går inte att använda: {exc}") from exc
+        if (version or 0) < SCHEMA_VERSION:
+            raise PredictionLogError(
+                f"Prediktionsloggen har schemaversion {version or 0}, {SCHEMA_VERSION} krävs"
             )
 
     def _read(self, stmt: sa.Select) -> pd.DataFrame:

@@ -204,7 +204,17 @@ class PricingService:
         )
 
     def explain(self, inputs: QuoteInput | Mapping[str, Any]) -> Explanation:
+        """Take a price apart (nothing is logged: explain a quote that was, or use
+        `quote_explained`)."""
         return self.predictor.explain(inputs)
+
+    def quote_explained(
+        self, request: QuoteInput | Mapping[str, Any], *, source: str, user: str | None = None
+    ) -> tuple[Quote, Explanation]:
+        """Price, log and explain one request: the explanation is of the logged quote (its
+        price is the quote's price). An invalid request is logged as an error and re-raised."""
+        quote = self.quote(request, source=source, user=user)
+        return quote, self.predictor.explain(quote.inputs)
 
     def logged_inputs(self, prediction_id: str) -> dict[str, Any] | None:
         """The inputs of a logged quote, for explaining it later; None when the id is unknown."""

@@ -3,7 +3,8 @@
 `Serving` never raises at start: a missing model or an unreachable log is reported by
 `health()` and turns requests into `ServiceUnavailable` (HTTP 503), and both are retried
 later, so a server started before the first model was trained, or before its database was up,
-recovers by itself.
+recovers by itself. What callers see says which part is unusable, never why: the cause (a
+database host and user, a model folder) goes to this module's logger, once per change.
 
 The model is the version marked active in the models folder. At most every `refresh_seconds`
 a request looks at the ACTIVE marker (one small file read); when another process (the app,
@@ -19,6 +20,7 @@ by `health()`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +43,10 @@ from avarn_core.settings import Settings
 
 MODEL_ERRORS = (ModelNotFoundError, ModelIntegrityError, OSError, ValueError, KeyError)
 LOG_ERRORS = (SQLAlchemyError, PredictionLogError, OSError)
+SEE_LOG = "orsaken står i serverns logg"
+LOG_UNUSABLE = f"Prediktionsloggen går inte att använda ({SEE_LOG})"
+
+logger = logging.getLogger(__name__)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -51,7 +57,7 @@ class ServiceUnavailable(RuntimeError):
 class ComponentStatus:
     ok: bool
     version: str | None = None  # the model version in use
-    error: str | None = None  # Swedish, for operators
+    error: str | None = None  # Swedish, safe to show anyone: the cause is in the server log
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "version": self.version, "error": self.error}
@@ -83,8 +89,10 @@ class Serving:
         self._lock = threading.Lock()
         self._log = PredictionLog(settings.db_url)
         self._service: PricingService | None = None
-        self._model_error: str | None = "Modellen är inte laddad än"
+        self._model_error: str | None = "Ingen modell kan användas: modellen är inte laddad än"
         self._checked_at = float("-inf")
+        self._reported: dict[str, str] = {}  # component → the cause last logged
+        self._reported_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -100,7 +108,7 @@ class Serving:
         self._refresh()
         service = self._service
         if service is None:
-            raise ServiceUnavailable(f"Ingen modell kan användas: {self._model_error}")
+            raise ServiceUnavailable(self._model_error or "Ingen modell kan användas")
         return service
 
     @property
@@ -118,12 +126,14 @@ class Serving:
         try:
             yield
         except LOG_ERRORS as exc:
+            self._report("log", _short(exc))
             raise ServiceUnavailable(
-                f"Prediktionsloggen går inte att använda, försök igen om en stund ({_short(exc)})"
+                f"Prediktionsloggen går inte att använda, försök igen om en stund ({SEE_LOG})"
             ) from exc
 
     def health(self) -> HealthReport:
-        """The model and log status now (the log is checked with a query)."""
+        """The model and log status now. The log is checked with `PredictionLog.ping` (two
+        index lookups), cheap enough for a load balancer's probe every few seconds."""
         self._refresh()
         service = self._service
         if service is None:
@@ -131,10 +141,13 @@ class Serving:
         else:
             model = ComponentStatus(True, service.predictor.version, self._model_error)
         try:
-            self._log.check()
-            log = ComponentStatus(True)
+            self._log.ping()
         except LOG_ERRORS as exc:
-            log = ComponentStatus(False, error=_short(exc))
+            self._report("log", _short(exc))
+            log = ComponentStatus(False, error=LOG_UNUSABLE)
+        else:
+            self._report("log", None)
+            log = ComponentStatus(True)
         return HealthReport(model, log)
 
     def model_info(self) -> dict[str, Any] | None:
@@ -169,18 +182,41 @@ class Serving:
                 wanted = active_version(self.settings.models_dir)
                 if wanted is not None and wanted == current:
                     self._model_error = None
+                    self._report("model", None)
                     return
                 loaded = Predictor(load_version(self.settings.models_dir, wanted))
             except MODEL_ERRORS as exc:
+                self._report("model", _short(exc))
                 if current is None:
-                    self._model_error = str(exc)
+                    self._model_error = (
+                        f"Ingen modell kan användas: den aktiva versionen kan inte laddas "
+                        f"({SEE_LOG})"
+                    )
                 else:
                     self._model_error = (
-                        f"{current} används; den aktiva versionen kan inte laddas: {exc}"
+                        f"{current} används; den aktiva versionen kan inte laddas ({SEE_LOG})"
                     )
                 return
             self._service = PricingService(loaded, self._log)
             self._model_error = None
+            self._report("model", None)
+            logger.info("Serving model %s", loaded.version)
+
+    def _report(self, component: str, cause: str | None) -> None:
+        """Log why `component` ("model" or "log") cannot be used, once per change of cause,
+        and when it can be used again; callers get only the generic message."""
+        with self._reported_lock:
+            if self._reported.get(component) == cause:
+                return
+            if cause is None:
+                del self._reported[component]
+            else:
+                self._reported[component] = cause
+        what = "The active model" if component == "model" else "The prediction log"
+        if cause is None:
+            logger.info("%s can be used again", what)
+        else:
+            logger.warning("%s cannot be used: %s", what, cause)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -30,8 +30,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 from api_support import REPO, clean_env, free_port
+
+from avarn_core.predlog import PredictionLog
 
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "docker-compose.yml"
@@ -118,18 +121,51 @@ def _compose_command() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def test_compose_file_parses_with_the_compose_tool():
+# Stand-ins for the values compose requires (tests only; a password with URL-unsafe characters).
+COMPOSE_SECRETS = {"POSTGRES_PASSWORD": "p@ss:/w%rd#?", "AVARN_API_KEY": "test-nyckel"}
+
+
+def _compose_config(tmp_path: Path, **secrets: str) -> subprocess.CompletedProcess[str]:
     command = _compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    result = subprocess.run(
-        [*command, "-f", str(COMPOSE), "config", "-q"],
+    env = clean_env(**secrets)
+    for name in COMPOSE_SECRETS:
+        if name not in secrets:
+            env.pop(name, None)
+    empty = tmp_path / "empty.env"  # a developer's .env must not fill in what the test omits
+    empty.write_text("")
+    return subprocess.run(
+        [*command, "--env-file", str(empty), "-f", str(COMPOSE), "config"],
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env=env,
         cwd=REPO,
     )
+
+
+def test_compose_file_parses_with_the_compose_tool(tmp_path):
+    result = _compose_config(tmp_path, **COMPOSE_SECRETS)
     assert result.returncode == 0, result.stderr
+
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("app", "api", "models-init"):
+        environment = services[name]["environment"]
+        assert environment["AVARN_DB_URL"] == "postgresql+psycopg2://avarn@db:5432/avarn"
+        assert environment["PGPASSWORD"] == COMPOSE_SECRETS["POSTGRES_PASSWORD"]
+    assert (
+        services["db"]["environment"]["POSTGRES_PASSWORD"] == (COMPOSE_SECRETS["POSTGRES_PASSWORD"])
+    )
+    assert services["api"]["environment"]["AVARN_API_KEY"] == "test-nyckel"
+
+
+@pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
+def test_compose_refuses_to_start_without_the_password_or_the_api_key(tmp_path, missing):
+    given = {k: v for k, v in COMPOSE_SECRETS.items() if k != missing}
+    for value in (None, ""):  # unset, and set but empty
+        result = _compose_config(tmp_path, **given, **({} if value is None else {missing: value}))
+        assert result.returncode != 0, (missing, value)
+        assert f"set {missing}" in result.stderr, result.stderr
 
 
 def test_compose_runs_app_and_api_on_one_postgresql_log_and_one_models_volume():
@@ -152,6 +188,12 @@ def test_compose_runs_app_and_api_on_one_postgresql_log_and_one_models_volume():
     assert api["depends_on"]["db"]["condition"] == "service_healthy"
     assert app["depends_on"]["db"]["condition"] == "service_healthy"
     assert "AVARN_API_KEY" in api["environment"]
+    # Required, never defaulted: a published API without a key, a well-known DB password.
+    assert api["environment"]["AVARN_API_KEY"].startswith("${AVARN_API_KEY:?")
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    # The password goes to libpq as PGPASSWORD, never pasted into the URL.
+    assert app["environment"]["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "POSTGRES_PASSWORD" not in app["environment"]["AVARN_DB_URL"]
     init = services["models-init"]
     assert f"models:{models}" in init["volumes"]
     assert init["environment"]["AVARN_MODELS_DIR"] == models
@@ -159,6 +201,22 @@ def test_compose_runs_app_and_api_on_one_postgresql_log_and_one_models_volume():
         assert service["depends_on"]["models-init"]["condition"] == (
             "service_completed_successfully"
         )
+
+
+@pytest.mark.postgres
+def test_a_password_in_pgpassword_reaches_libpq_when_the_url_has_none(pg_url, monkeypatch):
+    """How compose passes the database password: AVARN_DB_URL without one, PGPASSWORD set.
+    (The test server trusts loopback, so this shows libpq sends it, not that it is checked.)"""
+    if sa.make_url(pg_url).password is not None:
+        pytest.skip("AVARN_TEST_PG_URL has a password of its own")
+    monkeypatch.setenv("PGPASSWORD", COMPOSE_SECRETS["POSTGRES_PASSWORD"])
+    log = PredictionLog(pg_url)
+    log.check()
+    connection = log.engine.raw_connection()
+    try:
+        assert connection.driver_connection.info.password == COMPOSE_SECRETS["POSTGRES_PASSWORD"]
+    finally:
+        connection.close()
 
 
 @pytest.mark.image

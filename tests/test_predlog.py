@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fakes import fake_errors, fake_quotes
 
 from avarn_core import predlog
-from avarn_core.db import errors_table
+from avarn_core.db import errors_table, schema_version_table, transaction
 from avarn_core.predlog import PredictionLog, PredictionLogError
 from avarn_core.schema import INPUT_COLUMNS, QUOTE_KEYS
 
@@ -235,6 +235,34 @@ def test_check_raises_when_the_log_is_unusable(tmp_path):
     blocker.write_text("a file where the log's folder should be")
     with pytest.raises(PredictionLogError, match="går inte att använda"):
         PredictionLog(f"sqlite:///{blocker / 'predictions.db'}").check()
+    with pytest.raises(PredictionLogError, match="går inte att använda"):
+        PredictionLog(f"sqlite:///{blocker / 'predictions.db'}").ping()
+
+
+def test_ping_passes_on_a_usable_log_without_counting_the_quotes(log_url):
+    log = PredictionLog(log_url)
+    log.log_quotes(fake_quotes(3), source="api")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(statement.lower())
+
+    sa.event.listen(log.engine, "before_cursor_execute", record)
+    try:
+        log.ping()
+    finally:
+        sa.event.remove(log.engine, "before_cursor_execute", record)
+
+    assert statements and not any("count(" in s for s in statements)
+
+
+def test_ping_raises_on_a_log_behind_the_current_schema(log_url):
+    log = PredictionLog(log_url)
+    log.ping()
+    with transaction(log.engine) as conn:
+        conn.execute(sa.delete(schema_version_table).where(schema_version_table.c.version > 1))
+    with pytest.raises(PredictionLogError, match="schemaversion 1"):
+        log.ping()
 
 
 def test_one_quote_as_a_mapping_is_logged_as_the_same_row_as_a_one_row_table(log_url):

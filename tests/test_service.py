@@ -28,6 +28,20 @@ def test_an_invalid_request_is_logged_as_an_error_and_raised(service, request_ex
     assert service.log.count() == 0
 
 
+def test_an_explained_quote_is_logged_and_adds_up_to_its_price(service, request_example):
+    quote, explanation = service.quote_explained(request_example, source="api")
+
+    row = service.log.quote(quote.prediction_id)
+    assert row["source"] == "api" and row["predicted_price"] == quote.predicted_price
+    assert round(explanation.price) == quote.predicted_price
+    assert explanation.base_price + sum(explanation.contributions.values()) == pytest.approx(
+        explanation.price
+    )
+    with pytest.raises(ValidationError):
+        service.quote_explained({**request_example, "ventilation": 3}, source="api")
+    assert service.log.count() == 1 and len(service.log.errors()) == 1
+
+
 def test_a_sheet_is_logged_as_one_batch_with_its_errors(service):
     sheet = read_table(
         "Antal sektioner;Antal detektorer;Antal larmdon;Dörrhållarmagneter;Ventilation;Stad;"
