@@ -27,6 +27,19 @@ INPUT_NAMES = {
 }
 
 
+_COUNT_WORDS = {
+    "antal_sektioner": ("sektion", "sektioner"),
+    "antal_detektorer": ("detektor", "detektorer"),
+    "antal_larmdon": ("larmdon", "larmdon"),
+    "dörrhållarmagneter": ("dörrhållarmagnet", "dörrhållarmagneter"),
+}
+
+
+def count_text(n: int) -> str:
+    """10000 → '10 000' (no-break space, so a number never splits over two lines)."""
+    return f"{int(n):,}".replace(",", "\u00a0")
+
+
 def format_sek(amount: float, sign: bool = False) -> str:
     """45230.4 → '45 230 kr' (no-break spaces, so an amount never splits over two lines).
 
@@ -83,14 +96,18 @@ def describe_input(name: str, inputs: dict[str, Any]) -> str:
         )
     if name == "stad":
         return f"läget i {inputs['stad']}"
-    words = {
-        "antal_sektioner": ("sektion", "sektioner"),
-        "antal_detektorer": ("detektor", "detektorer"),
-        "antal_larmdon": ("larmdon", "larmdon"),
-        "dörrhållarmagneter": ("dörrhållarmagnet", "dörrhållarmagneter"),
-    }[name]
-    count = int(inputs[name])
-    return f"{count} {words[0] if count == 1 else words[1]}"
+    return count_phrase(name, inputs[name])
+
+
+def count_phrase(name: str, count: int) -> str:
+    """A count input with its noun, singular or plural: '1 sektion', '9 999 detektorer'.
+
+    >>> count_phrase("dörrhållarmagneter", 1), count_phrase("antal_detektorer", 9999)
+    ('1 dörrhållarmagnet', '9\xa0999 detektorer')
+    """
+    singular, plural = _COUNT_WORDS[name]
+    count = int(count)
+    return f"{count_text(count)} {singular if count == 1 else plural}"
 
 
 def driver_sentences(explanation: Explanation, n: int = 3) -> list[str]:

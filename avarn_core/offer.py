@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from avarn_core.explain import driver_sentences, format_sek, interval_of
+from avarn_core.explain import count_phrase, driver_sentences, format_sek, interval_of
 from avarn_core.predict import Explanation, Predictor, Quote
 from avarn_core.schema import (
     COUNT_COLUMNS,
@@ -124,10 +124,10 @@ def covered_items(inputs: Mapping[str, Any]) -> list[str]:
     times = TESTS_PER_YEAR[interval]
     visits = "1 gång per år" if times == 1 else f"{times} gånger per år"
     return [
-        f"Brandlarm med {inputs['antal_sektioner']} sektioner",
-        f"{inputs['antal_detektorer']} detektorer",
-        f"{inputs['antal_larmdon']} larmdon (sirener och blixtljus)",
-        f"{inputs['dörrhållarmagneter']} dörrhållarmagneter",
+        f"Brandlarm med {count_phrase('antal_sektioner', inputs['antal_sektioner'])}",
+        count_phrase("antal_detektorer", inputs["antal_detektorer"]),
+        f"{count_phrase('antal_larmdon', inputs['antal_larmdon'])} (sirener och blixtljus)",
+        count_phrase("dörrhållarmagneter", inputs["dörrhållarmagneter"]),
         "Provning av ventilationsstyrning vid larm"
         if inputs["ventilation"]
         else "Ingen ventilationsstyrning att prova",

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from avarn_core.explain import INPUT_NAMES, format_sek
+from avarn_core.explain import INPUT_NAMES, count_text, format_sek
 from avarn_core.schema import LABELS
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=])")
@@ -78,11 +78,6 @@ def model_facts(metadata: Mapping[str, Any]) -> list[tuple[str, str]]:
 def interval_text(lower: float, upper: float) -> str:
     """'41 000 kr – 49 000 kr'."""
     return f"{format_sek(lower)} – {format_sek(upper)}"
-
-
-def count_text(n: int) -> str:
-    """10000 → '10 000' (no-break space)."""
-    return f"{int(n):,}".replace(",", "\u00a0")
 
 
 def delta_text(difference: int) -> str:

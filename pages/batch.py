@@ -6,14 +6,14 @@ import streamlit as st
 
 from avarn_core import ReadError, app_state, error_frame, read_table, to_csv_bytes, to_xlsx_bytes
 from avarn_core.offer import template_frame
-from avarn_core.presentation import count_text, md_escape, rows_text
+from avarn_core.presentation import count_text, format_percent, md_escape, rows_text
 
 app_state.require_entry("batch")
 service = app_state.service()
 
 st.title("Batch")
 st.caption(
-    "Prisätt en hel fil på en gång: CSV (med ; eller ,) eller Excel (xlsx). Rubrikerna får stå "
+    "Prissätt en hel fil på en gång: CSV (med ; eller ,) eller Excel (xlsx). Rubrikerna får stå "
     "som i mallen; extra kolumner som kundnamn och adress följer med orörda."
 )
 template = template_frame()
@@ -37,10 +37,10 @@ right.download_button(
     key="batch_template_xlsx",
 )
 
-upload = st.file_uploader("Fil att prisätta", type=["csv", "xlsx", "txt"], key="batch_file")
+upload = st.file_uploader("Fil att prissätta", type=["csv", "xlsx", "txt"], key="batch_file")
 if upload is None:
     st.session_state.pop("batch_done", None)
-    st.info("Ladda upp en fil (upp till 100 000 rader) för att prisätta den.")
+    st.info("Ladda upp en fil (upp till 100 000 rader) för att prissätta den.")
 elif st.session_state.get("batch_done", {}).get("file_id") != upload.file_id:
     # Priced (and logged) once per uploaded file, not on every rerun.
     bar = st.progress(0.0, text="Läser filen …")
@@ -54,7 +54,9 @@ elif st.session_state.get("batch_done", {}).get("file_id") != upload.file_id:
         result = service.quote_sheet(
             sheet,
             source="app-batch",
-            progress=lambda done: bar.progress(done, text=f"Prisätter … {done:.0%}"),
+            progress=lambda done: bar.progress(
+                done, text=f"Prissätter … {format_percent(done, 0)}"
+            ),
         )
         st.session_state["batch_done"] = {
             "file_id": upload.file_id,
@@ -69,13 +71,13 @@ if done is not None:
     result = done["result"]
     cols = st.columns(4)
     cols[0].metric("Rader i filen", count_text(result.n_rows))
-    cols[1].metric("Prisatta", count_text(result.n_priced))
+    cols[1].metric("Prissatta", count_text(result.n_priced))
     cols[2].metric("Med varning", count_text(result.n_warnings))
     cols[3].metric("Med fel", count_text(result.n_error_rows))
     if result.errors:
         st.error(
-            f"{rows_text(result.n_error_rows)} kunde inte prisättas; de står nedan med "
-            "rad (som i Excel), kolumn och värde. Övriga rader är prisatta."
+            f"{rows_text(result.n_error_rows)} kunde inte prissättas; de står nedan med "
+            "rad (som i Excel), kolumn och värde. Övriga rader är prissatta."
         )
         st.dataframe(error_frame(result.errors), hide_index=True, key="batch_errors")
     if result.n_warnings:

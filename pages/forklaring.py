@@ -39,7 +39,7 @@ with st.form("explain_lookup", border=False):
 quote = st.session_state.get("explain_quote")
 if quote is None:
     st.info(
-        "Prisätt en offert på sidan Offert och tryck på **Visa förklaringen**, eller hämta en "
+        "Prissätt en offert på sidan Offert och tryck på **Visa förklaringen**, eller hämta en "
         "loggad offert med dess prediktions-id ovan."
     )
     st.page_link("pages/offert.py", label="Till Offert", icon=":material/request_quote:")

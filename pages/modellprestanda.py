@@ -56,7 +56,7 @@ report = performance_report(
 if not report.has_quotes:
     st.info(
         ("Inga offerter under perioden." if log.count() else "Inga offerter har loggats ännu.")
-        + " Prisätt en offert på sidan Offert eller ladda upp en fil på sidan Batch; sedan "
+        + " Prissätt en offert på sidan Offert eller ladda upp en fil på sidan Batch; sedan "
         "visas volym, felandel och drift här."
     )
     st.page_link("pages/offert.py", label="Till Offert", icon=":material/request_quote:")

@@ -8,9 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from avarn_core import QuoteInput, read_table, to_csv_bytes, validate_table, waterfall_frame
+from avarn_core.explain import describe_input
 from avarn_core.offer import (
     DEFAULT_INPUTS,
     WHAT_IF_INPUTS,
+    covered_items,
     current_value,
     customer_summary,
     form_inputs,
@@ -186,3 +188,23 @@ def test_importance_and_waterfall_tables(predictor, request_example):
     assert table["Steg"].iloc[0] == "Typiskt avtal" and table["Steg"].iloc[-1] == "Pris"
     assert all(b[0] in "+\u22120" for b in table["Belopp"].iloc[1:-1])
     assert table["Belopp"].iloc[-1][0].isdigit()
+
+
+def test_customer_summary_counts_in_singular_and_with_thousands_spacing(predictor):
+    inputs = {
+        **DEFAULT_INPUTS,
+        "antal_sektioner": 1,
+        "antal_detektorer": 1,
+        "antal_larmdon": 1,
+        "dörrhållarmagneter": 1,
+    }
+    quote = predictor.quote(inputs)
+    text = customer_summary(quote, predictor.explain(quote.inputs), today=date(2025, 3, 1))
+    assert "Brandlarm med 1 sektion\n" in text
+    assert "  - 1 detektor\n" in text and "  - 1 dörrhållarmagnet\n" in text
+    assert "  - 1 larmdon (sirener och blixtljus)\n" in text
+    assert "sektioner" not in text and "detektorer" not in text
+
+    many = {**inputs, "antal_detektorer": 9999}
+    assert f"9{NBSP}999 detektorer" in covered_items(many)
+    assert describe_input("antal_detektorer", many) == f"9{NBSP}999 detektorer"

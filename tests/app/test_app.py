@@ -256,7 +256,7 @@ def test_batch_upload_counts_good_and_bad_rows_and_logs_one_batch(log):
     assert_ok(at)
     assert metrics(at) == {
         "Rader i filen": "6",
-        "Prisatta": "3",
+        "Prissatta": "3",
         "Med varning": "1",
         "Med fel": "3",
     }
@@ -344,7 +344,7 @@ def test_explanation_of_a_logged_quote_by_its_id(log, app_models_dir):
         source="api",
     )
     at = start("pages/forklaring.py")
-    assert at.info[0].value.startswith("Prisätt en offert")
+    assert at.info[0].value.startswith("Prissätt en offert")
     at.text_input(key="explain_id").set_value("finns-inte")
     at.button(key="explain_fetch").click().run()
     assert "ingen offert" in at.warning[0].value

@@ -193,10 +193,10 @@ def test_upload_a_spreadsheet_and_download_the_result(page, server, tmp_path):
     upload = tmp_path / "kunder.csv"
     upload.write_bytes(BATCH_CSV)
     page.goto(f"{server.url}/batch")
-    page.get_by_text("Fil att prisätta").wait_for()
+    page.get_by_text("Fil att prissätta").wait_for()
     page.locator("input[type=file]").set_input_files(str(upload))
     page.get_by_text("Rader i filen").wait_for()
-    assert [metric(page, m) for m in ("Rader i filen", "Prisatta", "Med fel")] == ["3", "2", "1"]
+    assert [metric(page, m) for m in ("Rader i filen", "Prissatta", "Med fel")] == ["3", "2", "1"]
     page.get_by_test_id("stDataFrame").nth(1).wait_for()  # the errors and the results
     screenshot(page, "batch")
 
