@@ -28,7 +28,7 @@ from avarn_core.monitoring import (
     profile_inputs,
     volume,
 )
-from avarn_core.presentation import format_percent
+from avarn_core.presentation import format_percent, sek_texts
 from avarn_core.schema import INTERVAL_LABELS, fold
 from avarn_core.settings import Settings
 
@@ -204,24 +204,61 @@ def read_actuals(data: bytes) -> pd.DataFrame:
     return frame[[c for c in ACTUALS_COLUMNS if c in frame.columns]]
 
 
-def editor_frame(quotes: pd.DataFrame, rows: int = EDITOR_ROWS) -> pd.DataFrame:
-    """The newest quotes for the actual-price editor, newest first."""
-    columns = ["prediction_id", "created_at", "stad", "predicted_price", "faktiskt_pris"]
-    newest = quotes[columns].tail(rows).iloc[::-1].reset_index(drop=True)
-    newest["created_at"] = (
-        newest["created_at"].dt.tz_convert("Europe/Stockholm").dt.tz_localize(None)
+def editor_frame(
+    quotes: pd.DataFrame, pending: pd.DataFrame | None = None, rows: int = EDITOR_ROWS
+) -> pd.DataFrame:
+    """The newest quotes for the actual-price editor, newest first, indexed by prediction_id.
+
+    Streamlit's data editor keeps cell edits by row *position*. Indexed by id and keyed by
+    `editor_key`, the editor becomes a new, empty widget when the rows shift (a new quote was
+    logged), and the edits made so far, kept by id (`pending`, from `edited_actuals`), are put
+    back on their own rows here: an edit can never move to another quote.
+
+    Columns: created_at (Swedish local time), stad, offererat and registrerat (text such as
+    '45 230 kr'; registrerat is '' until an actual price is recorded), and faktiskt_pris, the
+    editable column: the new actual price (empty unless pending).
+    """
+    newest = quotes.tail(rows).iloc[::-1]
+    local = newest["created_at"].dt.tz_convert("Europe/Stockholm").dt.tz_localize(None)
+    frame = pd.DataFrame(
+        {
+            "created_at": local.to_numpy(),
+            "stad": newest["stad"].to_numpy(),
+            "offererat": sek_texts(newest["predicted_price"]),
+            "registrerat": sek_texts(newest["faktiskt_pris"]),
+            "faktiskt_pris": np.nan,
+        },
+        index=pd.Index(newest["prediction_id"].astype(str), name="prediction_id"),
     )
-    return newest
+    if pending is not None and len(pending):
+        typed = pending.drop_duplicates("prediction_id", keep="last")
+        by_id = typed.set_index("prediction_id")["faktiskt_pris"].astype(float)
+        frame["faktiskt_pris"] = by_id.reindex(frame.index).to_numpy()
+    return frame
 
 
-def edited_actuals(original: pd.DataFrame, edited: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the editor whose actual price was filled in or changed: prediction_id and
-    faktiskt_pris, ready for `record_actuals`."""
-    before = original.set_index("prediction_id")["faktiskt_pris"]
-    after = edited.set_index("prediction_id")["faktiskt_pris"].reindex(before.index)
-    changed = after.notna() & ~np.isclose(
-        after.fillna(-1).astype(float), before.fillna(-1).astype(float)
-    )
+def editor_key(frame: pd.DataFrame, generation: int = 0) -> str:
+    """The editor widget's key: new when the shown quotes (ids, in order) change and when
+    `generation` is bumped (after a save), so no edit outlives the rows it was made on."""
+    digest = hashlib.sha256("\n".join(map(str, frame.index)).encode("utf-8")).hexdigest()
+    return f"actuals_editor_{generation}_{digest[:16]}"
+
+
+def edited_actuals(quotes: pd.DataFrame, edited: pd.DataFrame) -> pd.DataFrame:
+    """The actual prices typed into the editor (`edited`: indexed by prediction_id, column
+    faktiskt_pris) that differ from the logged actual of that id, in whole kronor: columns
+    prediction_id and faktiskt_pris, ready for `record_actuals` (and as `pending` for
+    `editor_frame`). An empty cell is no change: a recorded actual price is corrected by
+    typing a new one, never removed here.
+    """
+    logged = quotes.drop_duplicates("prediction_id").set_index("prediction_id")["faktiskt_pris"]
+    logged = logged.astype(float).reindex(edited.index.astype(str))
+    typed = pd.to_numeric(edited["faktiskt_pris"], errors="coerce").astype(float).round()
+    typed.index = logged.index
+    changed = typed.notna() & (logged.isna() | (typed != logged))
     return pd.DataFrame(
-        {"prediction_id": after.index[changed], "faktiskt_pris": after[changed].to_numpy()}
+        {
+            "prediction_id": typed.index[changed].to_list(),
+            "faktiskt_pris": typed[changed].to_numpy(dtype=float),
+        }
     )

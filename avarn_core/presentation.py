@@ -80,6 +80,17 @@ def interval_text(lower: float, upper: float) -> str:
     return f"{format_sek(lower)} – {format_sek(upper)}"
 
 
+def sek_texts(amounts: pd.Series) -> list[str]:
+    """Amounts for a table shown in the app: '45 230 kr', '' where missing. (Downloads keep the
+    numbers; this is for reading.)"""
+    return ["" if pd.isna(a) else format_sek(a) for a in amounts.to_numpy()]
+
+
+def actual_prices_text(n: int) -> str:
+    """'1 faktiskt pris', '2 faktiska priser', '1 200 faktiska priser'."""
+    return f"{count_text(n)} {'faktiskt pris' if n == 1 else 'faktiska priser'}"
+
+
 def delta_text(difference: int) -> str:
     """A price difference for `st.metric`'s delta: '+1 200 kr', '-1 200 kr' (an ASCII minus, so
     that the arrow points down), '0 kr'."""

@@ -6,11 +6,12 @@ from avarn_core import app_state, plots
 from avarn_core.performance import (
     edited_actuals,
     editor_frame,
+    editor_key,
     error_table,
     performance_report,
     read_actuals,
 )
-from avarn_core.presentation import count_text, format_percent, md_escape
+from avarn_core.presentation import actual_prices_text, count_text, format_percent, md_escape
 
 app_state.require_entry("modellprestanda")
 PERIODS = {30: "Senaste 30 dagarna", 90: "Senaste 90 dagarna", 365: "Senaste året", None: "Allt"}
@@ -31,7 +32,7 @@ def show_recorded() -> None:
     if result is None:
         return
     if result.recorded:
-        st.success(f"Registrerade {count_text(result.recorded)} faktiska priser.")
+        st.success(f"Registrerade {actual_prices_text(result.recorded)}.")
     for pid in result.unknown_ids[:20]:
         st.warning(f"Okänt prediktions-id, inte registrerat: {md_escape(pid)}")
     for message in result.errors[:20]:
@@ -148,27 +149,37 @@ else:
             except ValueError as exc:
                 st.error(md_escape(exc))
         st.markdown("**Eller skriv in dem** (de senaste offerterna, nyast först):")
-        original = editor_frame(quotes)
+        st.caption(
+            "Skriv det avtalade priset i hela kronor i kolumnen **Nytt faktiskt pris** och tryck "
+            "på Spara. Ett registrerat pris rättas genom att skriva ett nytt; det kan inte tas "
+            "bort här."
+        )
+        generation = st.session_state.get("actuals_editor_generation", 0)
+        shown = editor_frame(quotes, pending=st.session_state.get("actuals_pending"))
         edited = st.data_editor(
-            original,
-            hide_index=True,
-            disabled=["prediction_id", "created_at", "stad", "predicted_price"],
+            shown,
+            disabled=["created_at", "stad", "offererat", "registrerat"],
             column_config={
-                "prediction_id": "Prediktions-id",
+                "_index": st.column_config.TextColumn("Prediktions-id", disabled=True),
                 "created_at": st.column_config.DatetimeColumn("Tid", format="YYYY-MM-DD HH:mm"),
                 "stad": "Stad",
-                "predicted_price": st.column_config.NumberColumn("Offererat pris", format="%d"),
+                "offererat": "Offererat pris",
+                "registrerat": "Registrerat faktiskt pris",
                 "faktiskt_pris": st.column_config.NumberColumn(
-                    "Faktiskt pris", min_value=1, format="%d"
+                    "Nytt faktiskt pris", min_value=1, step=1, format="%d kr"
                 ),
             },
-            key="actuals_editor",
+            key=editor_key(shown, generation),
         )
-        changes = edited_actuals(original, edited)
+        changes = edited_actuals(quotes, edited)
+        st.session_state["actuals_pending"] = changes  # by id: survives new quotes shifting rows
         if st.button(
-            f"Spara {len(changes)} faktiska priser",
+            f"Spara {actual_prices_text(len(changes))}",
             disabled=changes.empty,
             type="primary",
             key="actuals_save",
         ):
-            recorded(log.record_actuals(changes))
+            result = log.record_actuals(changes)
+            st.session_state.pop("actuals_pending", None)
+            st.session_state["actuals_editor_generation"] = generation + 1  # an empty editor
+            recorded(result)

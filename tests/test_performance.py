@@ -14,6 +14,7 @@ from avarn_core.performance import (
     MAX_SCATTER_POINTS,
     edited_actuals,
     editor_frame,
+    editor_key,
     error_table,
     performance_report,
     read_actuals,
@@ -36,6 +37,7 @@ def logged(predictor, quotes: pd.DataFrame, *, actual: bool = True, days: int = 
     return frame
 
 
+NBSP = "\u00a0"
 NO_ERRORS = pd.DataFrame(columns=["batch_id", "row", "column", "value", "reason", "source"])
 
 
@@ -161,18 +163,55 @@ def test_edited_actuals_are_the_changed_cells_only(predictor, training_quotes):
     quotes = logged(predictor, training_quotes.head(4), actual=False)
     quotes.loc[0, "faktiskt_pris"] = 30_000.0
     original = editor_frame(quotes)
-    assert list(original["prediction_id"]) == list(quotes["prediction_id"][::-1])  # newest first
+    assert list(original.index) == list(quotes["prediction_id"][::-1])  # newest first, by id
     assert original["created_at"].dt.tz is None  # shown in Swedish local time
+    assert original["registrerat"].iloc[-1] == f"30{NBSP}000{NBSP}kr"
+    assert original["registrerat"].iloc[0] == "" and original["faktiskt_pris"].isna().all()
+    newest, oldest = original.index[0], original.index[-1]
     edited = original.copy()
-    edited.loc[0, "faktiskt_pris"] = 41_000  # newest: filled in
-    edited.loc[3, "faktiskt_pris"] = 30_000  # oldest: unchanged
-    changes = edited_actuals(original, edited)
-    assert changes.to_dict("records") == [
-        {"prediction_id": original.loc[0, "prediction_id"], "faktiskt_pris": 41_000.0}
+    edited.loc[newest, "faktiskt_pris"] = 41_000  # newest: filled in
+    edited.loc[oldest, "faktiskt_pris"] = 30_000  # oldest: the recorded price, no change
+    changes = edited_actuals(quotes, edited)
+    assert changes.to_dict("records") == [{"prediction_id": newest, "faktiskt_pris": 41_000.0}]
+    edited.loc[oldest, "faktiskt_pris"] = 30_001  # a correction of one krona counts
+    assert len(edited_actuals(quotes, edited)) == 2
+    assert edited_actuals(quotes, original).empty  # empty cells are no change
+
+
+def test_edited_actuals_compare_whole_kronor_exactly(predictor, training_quotes):
+    quotes = logged(predictor, training_quotes.head(2), actual=False)
+    quotes["faktiskt_pris"] = [1_000_000.0, 38_000.5]
+    edited = editor_frame(quotes)
+    first, second = quotes["prediction_id"]
+    edited.loc[first, "faktiskt_pris"] = 1_000_004  # np.isclose called this unchanged
+    edited.loc[second, "faktiskt_pris"] = 38_000  # whole kronor, not the logged 38 000,50
+    changes = edited_actuals(quotes, edited).set_index("prediction_id")["faktiskt_pris"]
+    assert changes.to_dict() == {first: 1_000_004.0, second: 38_000.0}
+    edited.loc[first, "faktiskt_pris"] = 1_000_000  # typed as recorded: nothing to save
+    assert first not in set(edited_actuals(quotes, edited)["prediction_id"])
+
+
+def test_edits_stay_on_their_quote_when_a_new_quote_shifts_the_rows(predictor, training_quotes):
+    quotes = logged(predictor, training_quotes.head(5), actual=False)
+    before, after = quotes.iloc[:4], quotes  # then the fifth quote is logged
+    shown = editor_frame(before, rows=3)
+    edited = shown.copy()
+    target = shown.index[0]
+    edited.loc[target, "faktiskt_pris"] = 41_000  # typed on the newest row
+    pending = edited_actuals(before, edited)
+
+    shifted = editor_frame(after, pending=pending, rows=3)
+    assert shifted.index[0] != target  # the new quote is on top now ...
+    assert shifted.loc[target, "faktiskt_pris"] == 41_000  # ... and the edit kept its quote
+    assert shifted["faktiskt_pris"].notna().sum() == 1
+    assert editor_key(shifted) != editor_key(shown)  # a new widget: no positional edits
+    assert editor_key(shown, generation=1) != editor_key(shown)  # reset after a save
+    assert edited_actuals(after, shifted).to_dict("records") == [
+        {"prediction_id": target, "faktiskt_pris": 41_000.0}
     ]
-    edited.loc[3, "faktiskt_pris"] = 31_000  # a correction counts too
-    assert len(edited_actuals(original, edited)) == 2
-    assert edited_actuals(original, original).empty
+    # Aged out of the editor's rows: the pending edit is dropped, never moved to another row.
+    gone = editor_frame(after, pending=pending, rows=1)
+    assert target not in gone.index and gone["faktiskt_pris"].isna().all()
 
 
 def test_error_table_reads_in_swedish():

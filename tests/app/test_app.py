@@ -462,3 +462,39 @@ def test_performance_without_actuals_says_how_to_add_them(log, app_models_dir, t
     at.run()
     assert not at.success  # said once
     assert len(log.actuals()) == 2  # the same upload is not recorded twice on a rerun
+
+
+def test_an_edited_actual_price_stays_on_its_quote_when_a_new_quote_is_logged(
+    log, app_models_dir, training_quotes
+):
+    """The editor shows the newest 500 quotes; a quote logged meanwhile (by a colleague or the
+    API) shifts every row down by one. The price typed on a row must still be saved on that
+    row's quote, not on the quote that moved into its position."""
+    predictor = Predictor.load(app_models_dir)
+    contracts = training_quotes.sample(501, replace=True, random_state=1).reset_index(drop=True)
+    priced = predictor.quote_frame(contracts).assign(latency_ms=1.0)
+    log.log_quotes(priced.iloc[:500], source="cli")
+    at = start("pages/modellprestanda.py")
+    editor = at.data_editor[0]
+    target = str(editor.value.index[0])  # the newest quote
+    price = int(priced.set_index("prediction_id").loc[target, "predicted_price"])
+    at.session_state[editor.key] = {
+        "edited_rows": {0: {"faktiskt_pris": price}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert_ok(at)
+    assert at.button(key="actuals_save").label == "Spara 1 faktiskt pris"
+
+    log.log_quotes(priced.iloc[500:], source="api")  # a new quote: the rows shift
+    at.run()
+    assert_ok(at)
+    assert at.button(key="actuals_save").label == "Spara 1 faktiskt pris"
+    at.button(key="actuals_save").click().run()
+    assert_ok(at)
+    assert "Registrerade 1 faktiskt pris" in at.success[0].value
+    recorded = log.quotes().set_index("prediction_id")["faktiskt_pris"].dropna()
+    assert recorded.to_dict() == {target: price}
+    assert not at.data_editor[0].value["faktiskt_pris"].notna().any()  # the editor is reset
+    assert at.button(key="actuals_save").disabled
