@@ -86,6 +86,17 @@ def sek_texts(amounts: pd.Series) -> list[str]:
     return ["" if pd.isna(a) else format_sek(a) for a in amounts.to_numpy()]
 
 
+def price_table_text(table: pd.DataFrame) -> pd.DataFrame:
+    """A priced table (a batch result) for reading in the app: the quoted price and interval as
+    text such as '45 230 kr', empty on rows that could not be priced. Downloads use the table
+    itself, where prices stay numbers."""
+    shown = table.copy()
+    for column in ("predicted_price", "confidence_interval_lower", "confidence_interval_upper"):
+        if column in shown.columns:
+            shown[column] = pd.Series(sek_texts(shown[column]), index=shown.index, dtype=object)
+    return shown
+
+
 def actual_prices_text(n: int) -> str:
     """'1 faktiskt pris', '2 faktiska priser', '1 200 faktiska priser'."""
     return f"{count_text(n)} {'faktiskt pris' if n == 1 else 'faktiska priser'}"

@@ -6,7 +6,13 @@ import streamlit as st
 
 from avarn_core import ReadError, app_state, error_frame, read_table, to_csv_bytes, to_xlsx_bytes
 from avarn_core.offer import template_frame
-from avarn_core.presentation import count_text, format_percent, md_escape, rows_text
+from avarn_core.presentation import (
+    count_text,
+    format_percent,
+    md_escape,
+    price_table_text,
+    rows_text,
+)
 
 app_state.require_entry("batch")
 service = app_state.service()
@@ -63,6 +69,7 @@ elif st.session_state.get("batch_done", {}).get("file_id") != upload.file_id:
             "name": Path(upload.name).stem,
             "separator": sheet.separator,
             "result": result,
+            "shown": price_table_text(result.table),  # formatted once, not on every rerun
         }
     bar.empty()
 
@@ -88,11 +95,11 @@ if done is not None:
     st.subheader("Resultat")
     table = result.table
     st.dataframe(
-        table,
+        done["shown"],
         column_config={
-            "predicted_price": st.column_config.NumberColumn("Pris (kr)", format="%d"),
-            "confidence_interval_lower": st.column_config.NumberColumn("Från (kr)", format="%d"),
-            "confidence_interval_upper": st.column_config.NumberColumn("Till (kr)", format="%d"),
+            "predicted_price": "Pris",
+            "confidence_interval_lower": "Från",
+            "confidence_interval_upper": "Till",
         },
         key="batch_table",
     )

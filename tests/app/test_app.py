@@ -270,7 +270,11 @@ def test_batch_upload_counts_good_and_bad_rows_and_logs_one_batch(log):
     ]
     table = table_with(at, "Kund")
     assert list(table["Kund"])[:3] == ['=HYPERLINK("http://x")', "Kvarnens förskola", "Brf Okänd"]
-    assert table["predicted_price"].notna().sum() == 3
+    shown = [*table["predicted_price"], *table["confidence_interval_upper"]]
+    assert [bool(KRONOR.match(p)) for p in shown] == ([True] * 3 + [False] * 3) * 2  # "45 230 kr"
+    assert list(table["predicted_price"])[3:] == [""] * 3  # rows with errors have no price
+    logged_prices = sorted(int(p) for p in log.quotes()["predicted_price"])
+    assert sorted(kronor(p) for p in list(table["predicted_price"])[:3]) == logged_prices
     assert table["error"].notna().sum() == 3
     assert {b.label for b in at.download_button} >= {
         "Ladda ner resultat (CSV)",
