@@ -14,7 +14,10 @@ Drift is measured with the population stability index, PSI = sum((r - t) * ln(r 
 bins, where t is the training share of a bin and r the recent share. Counts are binned on the
 training deciles stored by `profile_inputs`; ventilation, testing interval and city are
 categories. A share of 0 on either side is replaced by PSI_EPSILON (1e-4, i.e. 0.01 %) so
-the logarithm stays finite. Status: "ok" below 0.1, "varning" from 0.1, "larm" from 0.25.
+the logarithm stays finite. A small sample differs from its population by chance alone, so
+what is judged is the PSI beyond sampling (`beyond_sampling` = psi − sampling_psi, at least 0;
+see `sampling_psi`): "ok" below 0.1, "varning" from 0.1, "larm" from 0.25 (the alert level is
+`Settings.monitor_psi_alert`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avarn_core.schema import COUNT_COLUMNS, INTERVAL_COLUMNS, fold
+from avarn_core.schema import COUNT_COLUMNS, INTERVAL_COLUMNS, LABELS, fold
 from avarn_core.settings import Settings
 
 PSI_EPSILON = 1e-4
@@ -35,7 +38,7 @@ PSI_WARNING = 0.1
 PSI_ALERT = 0.25
 MIN_ACTUALS = 30  # fewer actual prices than this: coverage and MAPE are not judged
 MIN_RECENT_QUOTES = 30  # fewer recent quotes than this: drift is not judged
-DRIFT_COLUMNS = ["input", "psi", "status", "n", "unseen_share", "sampling_psi"]
+DRIFT_COLUMNS = ["input", "psi", "status", "n", "unseen_share", "sampling_psi", "beyond_sampling"]
 ACCURACY_GROUPS = ("week", "model_version", "stad", "interval")
 _DECILES = np.linspace(0.1, 0.9, 9)
 
@@ -147,13 +150,16 @@ def profile_inputs(inputs: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def drift(profile: dict[str, Any], recent_inputs: pd.DataFrame) -> pd.DataFrame:
+def drift(
+    profile: dict[str, Any], recent_inputs: pd.DataFrame, *, alert: float = PSI_ALERT
+) -> pd.DataFrame:
     """PSI of each input between the training profile and recent inputs.
 
     Columns: input, psi, status ("ok", "varning", "larm"; "ingen data" without recent
     inputs), n (recent rows) and unseen_share (for `stad`: the share of recent quotes in a
     city the training data did not have; such cities form one extra bin with training share 0),
-    sampling_psi (what sampling alone gives at this n). The status judges psi − sampling_psi.
+    sampling_psi (what sampling alone gives at this n) and beyond_sampling (psi − sampling_psi,
+    at least 0), which the status judges: "varning" from PSI_WARNING, "larm" from `alert`.
     """
     n = len(recent_inputs)
     rows = []
@@ -161,7 +167,7 @@ def drift(profile: dict[str, Any], recent_inputs: pd.DataFrame) -> pd.DataFrame:
         spec = profile["counts"][column]
         values = recent_inputs[column].to_numpy(dtype=float)
         recent = _bin_shares(values, spec["edges"])
-        rows.append(_drift_row(column, np.asarray(spec["shares"]), recent, n))
+        rows.append(_drift_row(column, np.asarray(spec["shares"]), recent, n, alert))
     categories = {
         "ventilation": recent_inputs["ventilation"].astype(int).astype(str),
         "testintervall": _interval(recent_inputs),
@@ -176,7 +182,7 @@ def drift(profile: dict[str, Any], recent_inputs: pd.DataFrame) -> pd.DataFrame:
         recent = recent_counts.reindex(trained.index, fill_value=0).to_numpy() / max(n, 1)
         unseen = 1.0 - recent.sum() if n else math.nan
         expected = np.append(trained.to_numpy(), 0.0)
-        row = _drift_row(name, expected, np.append(recent, unseen if n else 0.0), n)
+        row = _drift_row(name, expected, np.append(recent, unseen if n else 0.0), n, alert)
         row["unseen_share"] = unseen if name == "stad" else math.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
@@ -193,10 +199,10 @@ def psi(expected: np.ndarray, recent: np.ndarray) -> float:
     return float(np.sum((r - e) * np.log(r / e)))
 
 
-def psi_status(value: float) -> str:
+def psi_status(value: float, alert: float = PSI_ALERT) -> str:
     if math.isnan(value):
         return "ingen data"
-    return "ok" if value < PSI_WARNING else "varning" if value < PSI_ALERT else "larm"
+    return "ok" if value < PSI_WARNING else "varning" if value < alert else "larm"
 
 
 # -- health -------------------------------------------------------------------------------------
@@ -283,7 +289,8 @@ def health(
     mape, coverage = _number(summary["mape"]), _number(summary["coverage"])
     failures = error_rate(quotes, errors, by=None).iloc[0]
     rate = _number(failures["rate"])
-    drift_frame = drift(profile, own) if profile and len(own) >= MIN_RECENT_QUOTES else _no_drift()
+    judged = profile and len(own) >= MIN_RECENT_QUOTES
+    drift_frame = drift(profile, own, alert=settings.monitor_psi_alert) if judged else _no_drift()
 
     checks = _accuracy_checks(n_actuals, coverage, mape, holdout_mape, settings)
     checks += _drift_checks(profile, len(own), drift_frame, settings)
@@ -406,17 +413,32 @@ def sampling_psi(bins: int, n: int) -> float:
     return (bins - 1) / n if n else math.nan
 
 
-def _drift_row(name: str, expected: np.ndarray, recent: np.ndarray, n: int) -> dict[str, Any]:
+def _drift_row(
+    name: str, expected: np.ndarray, recent: np.ndarray, n: int, alert: float
+) -> dict[str, Any]:
     value = psi(expected, recent) if n else math.nan
     noise = sampling_psi(int(np.count_nonzero((expected > 0) | (recent > 0))), n)
+    beyond = max(value - noise, 0.0) if n else math.nan
     return {
         "input": name,
         "psi": value,
-        "status": psi_status(max(value - noise, 0.0) if n else math.nan),
+        "status": psi_status(beyond, alert),
         "n": n,
         "unseen_share": math.nan,
         "sampling_psi": noise,
+        "beyond_sampling": beyond,
     }
+
+
+def drift_text(name: str, value: float, noise: float, level: str) -> str:
+    """'Drift i antal detektorer: PSI utöver slumpen 0,120 (PSI 0,150, varav slumpen ~0,030;
+    gräns 0,25)': the input by its Swedish name, the judged figure first."""
+    label = LABELS.get(name, name).lower()
+    beyond = max(value - noise, 0.0)
+    return (
+        f"Drift i {label}: PSI utöver slumpen {beyond:.3f} (PSI {value:.3f}, varav slumpen "
+        f"~{noise:.3f}; {level})"
+    ).replace(".", ",")
 
 
 def _no_drift() -> pd.DataFrame:
@@ -519,11 +541,8 @@ def _drift_checks(
     limit = settings.monitor_psi_alert
     checks = []
     for row in frame.itertuples():
-        status = "larm" if row.psi - row.sampling_psi >= limit else "ok"
-        message = (
-            f"Drift i {row.input}: PSI {row.psi:.3f}, varav slumpen ~{row.sampling_psi:.3f} "
-            f"(gräns {limit:.2f} utöver slumpen)"
-        ).replace(".", ",")
+        status = "larm" if row.beyond_sampling >= limit else "ok"
+        message = drift_text(row.input, row.psi, row.sampling_psi, f"gräns {limit:.2f}")
         if row.input == "stad":
             message += f", okända städer {_pct(row.unseen_share)}"
         checks.append(Check(f"drift {row.input}", status, row.psi, limit, message))

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from avarn_core.monitoring import (
+    PSI_WARNING,
     Health,
     accuracy,
+    drift_text,
     error_rate,
     health,
     pairs,
@@ -62,6 +64,16 @@ class PerformanceReport:
     by_interval: pd.DataFrame  # the interval column holds Swedish labels (Årsvis, …)
     pairs: pd.DataFrame  # at most MAX_SCATTER_POINTS rows
     n_pairs: int
+    psi_alert: float  # PSI beyond sampling that raises an alert (settings)
+    psi_warning: float = PSI_WARNING
+
+    @property
+    def psi_warning_text(self) -> str:
+        return f"{self.psi_warning:g}".replace(".", ",")
+
+    @property
+    def psi_alert_text(self) -> str:
+        return f"{self.psi_alert:g}".replace(".", ",")
 
     @property
     def has_quotes(self) -> bool:
@@ -80,11 +92,11 @@ class PerformanceReport:
         return self.health.alerts
 
     def drift_warnings(self) -> list[str]:
-        """Inputs whose PSI is at the warning level (0.1) but below the alert level."""
-        frame = self.health.drift
+        """Inputs whose PSI beyond sampling is at the warning level but below the alert level
+        (the same figure the status and the alerts judge)."""
         return [
-            f"Drift i {row.input}: PSI {row.psi:.3f} (varningsnivå 0,1)".replace(".", ",", 1)
-            for row in frame.itertuples()
+            drift_text(row.input, row.psi, row.sampling_psi, f"varningsnivå {PSI_WARNING:.1f}")
+            for row in self.health.drift.itertuples()
             if row.status == "varning"
         ]
 
@@ -138,6 +150,7 @@ def performance_report(
         by_interval=by_interval,
         pairs=sample,
         n_pairs=len(rated_pairs),
+        psi_alert=settings.monitor_psi_alert,
     )
 
 

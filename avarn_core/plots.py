@@ -266,33 +266,52 @@ def scatter_chart(pairs: pd.DataFrame) -> alt.LayerChart:
 
 
 def drift_chart(drift: pd.DataFrame, warning: float = 0.1, alert: float = 0.25) -> alt.LayerChart:
-    """PSI per input (`monitoring.drift`), coloured by status, with the warning and alert
-    levels as lines."""
+    """Drift per input (`monitoring.drift`): the PSI beyond what sampling alone gives
+    (`beyond_sampling`, the figure the status and the alerts judge), coloured by status, with
+    the warning and alert levels as lines. The raw PSI and the sampling part are in the
+    tooltip."""
     data = drift.dropna(subset=["psi"]).copy()
     data["input"] = data["input"].map(lambda name: LABELS.get(name, name))
-    data["psi_text"] = data["psi"].map(lambda v: f"{v:.3f}".replace(".", ","))
+
+    def text(value: float) -> str:
+        return f"{value:.3f}".replace(".", ",")
+
+    data["beyond_text"] = data["beyond_sampling"].map(text)
+    data["psi_text"] = data["psi"].map(text)
+    data["sampling_text"] = data["sampling_psi"].map(lambda v: "~" + text(v))
     bars = (
         alt.Chart(data)
         .mark_bar()
         .encode(
             y=alt.Y("input:N", title=None, sort="-x"),
-            x=alt.X("psi:Q", title="Förändring mot träningsdata (PSI)"),
+            x=alt.X("beyond_sampling:Q", title="Förändring mot träningsdata utöver slumpen (PSI)"),
             color=alt.Color("status:N", scale=STATUS_COLORS, title="Status"),
             tooltip=[
                 alt.Tooltip("input:N", title="Uppgift"),
+                alt.Tooltip("beyond_text:N", title="PSI utöver slumpen"),
                 alt.Tooltip("psi_text:N", title="PSI"),
+                alt.Tooltip("sampling_text:N", title="Varav slumpen"),
                 alt.Tooltip("status:N", title="Status"),
             ],
         )
     )
-    levels = pd.DataFrame({"psi": [warning, alert], "label": ["Varning", "Larm"]})
+    levels = pd.DataFrame(
+        {
+            "beyond_sampling": [warning, alert],
+            "label": ["Varning", "Larm"],
+            "level_text": [text(warning), text(alert)],
+        }
+    )
     rules = (
         alt.Chart(levels)
         .mark_rule(strokeDash=[6, 4])
         .encode(
-            x="psi:Q",
+            x="beyond_sampling:Q",
             color=alt.value("#666"),
-            tooltip=[alt.Tooltip("label:N", title="Nivå"), alt.Tooltip("psi:Q", title="PSI")],
+            tooltip=[
+                alt.Tooltip("label:N", title="Nivå"),
+                alt.Tooltip("level_text:N", title="PSI utöver slumpen"),
+            ],
         )
     )
     return alt.layer(bars, rules).properties(height=alt.Step(26))

@@ -122,13 +122,18 @@ else:
 
     with drift_tab:
         st.caption(
-            "Skiljer sig de senaste offerterna från modellens träningsdata? PSI under 0,1 är "
-            "normalt, från 0,1 en varning och från 0,25 ett larm: modellen bör då tränas om."
+            "Skiljer sig den aktiva modellens offerter från dess träningsdata? Måttet är PSI "
+            "utöver slumpen: hur mycket mer offerterna skiljer sig än vad slumpen ensam ger vid "
+            f"så här många offerter. Under {report.psi_warning_text} är normalt, från "
+            f"{report.psi_warning_text} en varning och från {report.psi_alert_text} ett larm: "
+            "modellen bör då tränas om."
         )
         for note in report.notes():
             st.info(md_escape(note))
         if report.drift_judged:
-            st.altair_chart(plots.drift_chart(report.health.drift))
+            st.altair_chart(
+                plots.drift_chart(report.health.drift, report.psi_warning, report.psi_alert)
+            )
             unseen = report.health.drift.set_index("input")["unseen_share"].get("stad")
             st.caption(
                 f"Andel offerter i städer som modellen inte känner till: {format_percent(unseen)}"

@@ -119,7 +119,7 @@ def test_drift_alert_and_warning_texts(predictor, training_quotes):
         settings=Settings(),
     )
     assert report.drift_judged
-    assert any("Drift i stad" in alert for alert in report.alerts())
+    assert any("Drift i stad: PSI utöver slumpen" in alert for alert in report.alerts())
     same = performance_report(
         logged(predictor, training_quotes.sample(1000, random_state=5)),
         NO_ERRORS,
@@ -128,6 +128,34 @@ def test_drift_alert_and_warning_texts(predictor, training_quotes):
         settings=Settings(),
     )
     assert not [a for a in same.alerts() if a.startswith("Drift")]
+
+
+def test_drift_warnings_judge_psi_beyond_sampling_and_name_inputs_in_swedish(
+    predictor, training_quotes
+):
+    report = performance_report(
+        logged(predictor, training_quotes.head(40)),
+        NO_ERRORS,
+        metadata=predictor.metadata,
+        profile=profile_inputs(training_quotes),
+        settings=Settings(),
+    )
+    report.health.drift = pd.DataFrame(
+        {
+            "input": ["antal_detektorer", "testintervall", "stad"],
+            "psi": [0.15, 0.30, 0.50],
+            "status": ["varning", "ok", "larm"],
+            "n": [40] * 3,
+            "unseen_share": [np.nan, np.nan, 0.0],
+            "sampling_psi": [0.03, 0.25, 0.05],
+            "beyond_sampling": [0.12, 0.05, 0.45],
+        }
+    )
+    # testintervall's raw PSI 0,30 is mostly sampling: no warning, as its status says.
+    assert report.drift_warnings() == [
+        "Drift i antal detektorer: PSI utöver slumpen 0,120 (PSI 0,150, varav slumpen ~0,030; "
+        "varningsnivå 0,1)"
+    ]
 
 
 def test_training_profile_from_metadata_or_the_unchanged_training_file(tmp_path, training_quotes):

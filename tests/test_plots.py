@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from avarn_core import plots, waterfall_frame
+from avarn_core import monitoring, plots, waterfall_frame
 
 
 def spec(chart: alt.TopLevelMixin) -> dict:
@@ -173,17 +173,40 @@ def test_drift_bars_coloured_by_status_with_warning_and_alert_lines():
             "status": ["ok", "larm", "ingen data"],
             "n": [50, 50, 0],
             "unseen_share": [math.nan, 0.2, math.nan],
+            "sampling_psi": [0.01, 0.04, math.nan],
+            "beyond_sampling": [0.01, 0.27, math.nan],
         }
     )
     chart = plots.drift_chart(drift)
     bars, rules = layer_rows(chart)
     assert [r["input"] for r in bars] == ["Antal sektioner", "Stad"]
-    assert [r["psi"] for r in rules] == [0.1, 0.25]
+    assert [r["beyond_sampling"] for r in rules] == [0.1, 0.25]
     assert spec(chart)["layer"][0]["encoding"]["color"]["scale"]["domain"] == [
         "ok",
         "varning",
         "larm",
     ]
+
+
+def test_drift_chart_draws_what_the_status_judges(training_quotes):
+    """Few quotes from an unchanged population: the raw PSI of the city passes the alert line
+    by sampling alone. The bar must show the PSI beyond sampling, which the status ("ok")
+    judges, so that the chart and the status agree."""
+    from avarn_core.synthetic import generate_inputs
+
+    drift = monitoring.drift(
+        monitoring.profile_inputs(generate_inputs(5000, seed=1)), generate_inputs(64, seed=2)
+    )
+    city = drift.set_index("input").loc["stad"]
+    assert city["psi"] > 0.1 and city["status"] == "ok"
+    chart = plots.drift_chart(drift)
+    bars, rules = layer_rows(chart)
+    x = spec(chart)["layer"][0]["encoding"]["x"]["field"]
+    shown = {r["input"]: r[x] for r in bars}
+    assert shown["Stad"] == pytest.approx(max(city["psi"] - city["sampling_psi"], 0.0))
+    assert shown["Stad"] < 0.1  # below the warning line, as its status says
+    assert [r[spec(chart)["layer"][1]["encoding"]["x"]["field"]] for r in rules] == [0.1, 0.25]
+    assert "utöver slumpen" in spec(chart)["layer"][0]["encoding"]["x"]["title"]
 
 
 def test_axis_labels_are_written_the_swedish_way():
