@@ -30,7 +30,7 @@ from avarn_core.monitoring import (
     profile_inputs,
     volume,
 )
-from avarn_core.presentation import format_percent, sek_texts
+from avarn_core.presentation import count_text, format_percent, sek_texts
 from avarn_core.schema import INTERVAL_LABELS, fold
 from avarn_core.settings import Settings
 
@@ -50,20 +50,61 @@ _ACTUALS_ALIASES = {
 
 
 @dataclass
-class PerformanceReport:
-    n_quotes: int
-    n_actuals: int
-    health: Health
-    volume: pd.DataFrame  # period, source, n
-    volume_freq: str  # "D" or "W"
-    errors_by_reason: pd.DataFrame  # reason, n, attempts, rate
+class AccuracyView:
+    """How right one model version (or, with version None, every version) has been, from the
+    quotes that have an actual price."""
+
+    version: str | None  # None: all versions together
     overall: pd.Series  # n, mape, median_ape, bias, coverage, mean_relative_width
     by_week: pd.DataFrame
-    by_version: pd.DataFrame
     by_city: pd.DataFrame
     by_interval: pd.DataFrame  # the interval column holds Swedish labels (Årsvis, …)
     pairs: pd.DataFrame  # at most MAX_SCATTER_POINTS rows
     n_pairs: int
+
+    @property
+    def n_actuals(self) -> int:
+        return int(self.overall["n"])
+
+
+def accuracy_view(quotes: pd.DataFrame, version: str | None = None) -> AccuracyView:
+    """The accuracy figures of `version`'s quotes (None: all quotes)."""
+    own = quotes if version is None else quotes[quotes["model_version"] == version]
+    rated_pairs = pairs(own)
+    sample = (
+        rated_pairs.sample(MAX_SCATTER_POINTS, random_state=0)
+        if len(rated_pairs) > MAX_SCATTER_POINTS
+        else rated_pairs
+    )
+    by_interval = accuracy(own, by="interval")
+    by_interval["interval"] = by_interval["interval"].map(INTERVAL_LABELS)
+    return AccuracyView(
+        version=version,
+        overall=accuracy(own).iloc[0],
+        by_week=accuracy(own, by="week"),
+        by_city=accuracy(own, by="stad"),
+        by_interval=by_interval,
+        pairs=sample,
+        n_pairs=len(rated_pairs),
+    )
+
+
+@dataclass
+class PerformanceReport:
+    """What the performance page shows. Quote volume and the error rate cover every model
+    version in the period (a failed row never reached a model); the headline accuracy (`active`),
+    the alerts and drift cover the active version only, as `avarn monitor` judges them;
+    `by_version` compares the versions."""
+
+    version: str | None  # the active model version
+    n_quotes: int  # all versions
+    n_actuals: int  # all versions
+    health: Health
+    volume: pd.DataFrame  # period, source, n
+    volume_freq: str  # "D" or "W"
+    errors_by_reason: pd.DataFrame  # reason, n, attempts, rate
+    active: AccuracyView  # the active version
+    by_version: pd.DataFrame
     psi_alert: float  # PSI beyond sampling that raises an alert (settings)
     psi_warning: float = PSI_WARNING
 
@@ -87,6 +128,25 @@ class PerformanceReport:
     def drift_judged(self) -> bool:
         return not self.health.drift.empty
 
+    @property
+    def other_versions(self) -> list[str]:
+        """Model versions other than the active one with actual prices in the period."""
+        return [v for v in self.by_version["model_version"] if v != self.version]
+
+    def scope_text(self) -> str:
+        """What the headline figures cover, in Swedish."""
+        text = (
+            "Offerter och felandel gäller alla modellversioner under perioden; faktiska priser, "
+            f"medelfel och täckning, liksom larm och drift, gäller den aktiva modellen "
+            f"{self.version}."
+        )
+        if self.other_versions:
+            text += (
+                f" Offerter från {', '.join(self.other_versions)} jämförs under "
+                "Träffsäkerhet, per modellversion."
+            )
+        return text
+
     def alerts(self) -> list[str]:
         """The checks that crossed a threshold, as `avarn monitor` reports them."""
         return self.health.alerts
@@ -100,9 +160,20 @@ class PerformanceReport:
             if row.status == "varning"
         ]
 
-    def notes(self) -> list[str]:
-        """Checks that could not be judged (too little data, no training profile)."""
-        return [c.message for c in self.health.checks if c.status in ("för lite data", "saknas")]
+    def accuracy_notes(self) -> list[str]:
+        """Accuracy checks (coverage, MAPE) that could not be judged, and why."""
+        return self._notes(("täckning", "mape"))
+
+    def drift_notes(self) -> list[str]:
+        """Drift checks that could not be judged (too few quotes, no training profile)."""
+        return self._notes(("drift",))
+
+    def _notes(self, names: tuple[str, ...]) -> list[str]:
+        return [
+            c.message
+            for c in self.health.checks
+            if c.status in ("för lite data", "saknas") and c.name.split()[0] in names
+        ]
 
 
 def performance_report(
@@ -128,29 +199,32 @@ def performance_report(
         quotes["created_at"].max() - quotes["created_at"].min() if len(quotes) else pd.Timedelta(0)
     )
     freq = "D" if span <= pd.Timedelta(days=60) else "W"
-    rated_pairs = pairs(quotes)
-    sample = (
-        rated_pairs.sample(MAX_SCATTER_POINTS, random_state=0)
-        if len(rated_pairs) > MAX_SCATTER_POINTS
-        else rated_pairs
-    )
-    by_interval = accuracy(quotes, by="interval")
-    by_interval["interval"] = by_interval["interval"].map(INTERVAL_LABELS)
     return PerformanceReport(
+        version=version,
         n_quotes=len(quotes),
         n_actuals=int(quotes["faktiskt_pris"].notna().sum()),
         health=checked,
         volume=volume(quotes, freq) if len(quotes) else pd.DataFrame(),
         volume_freq=freq,
         errors_by_reason=error_rate(quotes, errors, by="reason"),
-        overall=accuracy(quotes).iloc[0],
-        by_week=accuracy(quotes, by="week"),
+        active=accuracy_view(quotes, version),
         by_version=accuracy(quotes, by="model_version"),
-        by_city=accuracy(quotes, by="stad"),
-        by_interval=by_interval,
-        pairs=sample,
-        n_pairs=len(rated_pairs),
         psi_alert=settings.monitor_psi_alert,
+    )
+
+
+def version_table(by_version: pd.DataFrame, active: str | None) -> pd.DataFrame:
+    """`accuracy(by="model_version")` for reading: one row per version, the active one marked,
+    Swedish headers, shares as '8,1 %'."""
+    return pd.DataFrame(
+        {
+            "Modellversion": [
+                f"{v} (aktiv)" if v == active else str(v) for v in by_version["model_version"]
+            ],
+            "Med faktiskt pris": [count_text(n) for n in by_version["n"]],
+            "Medelfel (MAPE)": [format_percent(v) for v in by_version["mape"]],
+            "Täckning": [format_percent(v) for v in by_version["coverage"]],
+        }
     )
 
 

@@ -4,12 +4,14 @@ import streamlit as st
 
 from avarn_core import app_state, plots
 from avarn_core.performance import (
+    accuracy_view,
     edited_actuals,
     editor_frame,
     editor_key,
     error_table,
     performance_report,
     read_actuals,
+    version_table,
 )
 from avarn_core.presentation import actual_prices_text, count_text, format_percent, md_escape
 
@@ -63,14 +65,18 @@ if not report.has_quotes:
     st.page_link("pages/offert.py", label="Till Offert", icon=":material/request_quote:")
     st.page_link("pages/batch.py", label="Till Batch", icon=":material/table_view:")
 else:
-    overall = report.overall
+    active = report.health  # the active version's figures, as the alerts judge them
     cols = st.columns(5)
-    cols[0].metric("Offerter", count_text(report.n_quotes))
+    cols[0].metric("Offerter", count_text(report.n_quotes), help="Alla modellversioner.")
     rate = report.health.error_rate
-    cols[1].metric("Felandel", format_percent(rate), help="Andel rader/förfrågningar med fel.")
-    cols[2].metric("Med faktiskt pris", count_text(report.n_actuals))
-    cols[3].metric("Medelfel (MAPE)", format_percent(overall["mape"]))
-    cols[4].metric("Täckning", format_percent(overall["coverage"]))
+    cols[1].metric(
+        "Felandel", format_percent(rate), help="Andel rader/förfrågningar med fel, alla versioner."
+    )
+    version_help = f"Offerter från den aktiva modellen {report.version}."
+    cols[2].metric("Med faktiskt pris", count_text(active.n_actuals), help=version_help)
+    cols[3].metric("Medelfel (MAPE)", format_percent(active.mape), help=version_help)
+    cols[4].metric("Täckning", format_percent(active.coverage), help=version_help)
+    st.caption(md_escape(report.scope_text()))
     for alert in report.alerts():
         st.error(md_escape(alert))
     for warning in report.drift_warnings():
@@ -89,6 +95,8 @@ else:
             st.dataframe(error_table(report.errors_by_reason), hide_index=True)
 
     with accuracy_tab:
+        for note in report.accuracy_notes():
+            st.info(md_escape(note))
         if not report.has_actuals:
             st.info(
                 "Inga faktiska priser ännu: ladda upp dem under fliken **Faktiska priser** "
@@ -96,29 +104,49 @@ else:
             )
         else:
             st.caption(
-                f"{count_text(report.n_actuals)} offerter har ett faktiskt pris. Medelfel = "
-                "genomsnittlig avvikelse i procent; täckning = andel där prisintervallet höll."
+                "Medelfel = genomsnittlig avvikelse i procent mellan offererat och faktiskt pris; "
+                "täckning = andel där prisintervallet höll det faktiska priset."
             )
-            st.subheader("Medelfel och täckning per vecka")
-            st.altair_chart(plots.accuracy_over_time_chart(report.by_week, metadata.get("level")))
             st.subheader("Per modellversion")
-            st.altair_chart(plots.accuracy_by_group_chart(report.by_version, "model_version"))
-            st.subheader("Offererat mot faktiskt pris")
-            if report.n_pairs > len(report.pairs):
-                st.caption(
-                    f"Visar ett slumpvis urval om {count_text(len(report.pairs))} av "
-                    f"{count_text(report.n_pairs)}."
+            table_col, chart_col = st.columns(2)
+            table_col.dataframe(version_table(report.by_version, report.version), hide_index=True)
+            with chart_col:
+                st.altair_chart(plots.accuracy_by_group_chart(report.by_version, "model_version"))
+            chosen = st.selectbox(
+                "Visa träffsäkerheten för",
+                [report.version, *report.other_versions, None],
+                format_func=lambda v: (
+                    "alla versioner" if v is None else f"{v} (aktiv)" if v == report.version else v
+                ),
+                key="perf_version",
+            )
+            view = report.active if chosen == report.version else accuracy_view(quotes, chosen)
+            if not view.n_actuals:
+                st.info(
+                    f"Offerterna från {md_escape(chosen)} har inga faktiska priser ännu under "
+                    "perioden."
                 )
-            st.altair_chart(plots.scatter_chart(report.pairs))
-            city_col, interval_col = st.columns(2)
-            with city_col:
-                st.subheader("Avvikelse per stad")
-                st.altair_chart(plots.residuals_chart(report.by_city, "stad", "Stad"))
-            with interval_col:
-                st.subheader("Avvikelse per testintervall")
-                st.altair_chart(
-                    plots.residuals_chart(report.by_interval, "interval", "Testintervall")
-                )
+            else:
+                st.caption(f"{count_text(view.n_actuals)} offerter har ett faktiskt pris.")
+                st.subheader("Medelfel och täckning per vecka")
+                level = metadata.get("level") if chosen == report.version else None
+                st.altair_chart(plots.accuracy_over_time_chart(view.by_week, level))
+                st.subheader("Offererat mot faktiskt pris")
+                if view.n_pairs > len(view.pairs):
+                    st.caption(
+                        f"Visar ett slumpvis urval om {count_text(len(view.pairs))} av "
+                        f"{count_text(view.n_pairs)}."
+                    )
+                st.altair_chart(plots.scatter_chart(view.pairs))
+                city_col, interval_col = st.columns(2)
+                with city_col:
+                    st.subheader("Avvikelse per stad")
+                    st.altair_chart(plots.residuals_chart(view.by_city, "stad", "Stad"))
+                with interval_col:
+                    st.subheader("Avvikelse per testintervall")
+                    st.altair_chart(
+                        plots.residuals_chart(view.by_interval, "interval", "Testintervall")
+                    )
 
     with drift_tab:
         st.caption(
@@ -128,7 +156,7 @@ else:
             f"{report.psi_warning_text} en varning och från {report.psi_alert_text} ett larm: "
             "modellen bör då tränas om."
         )
-        for note in report.notes():
+        for note in report.drift_notes():
             st.info(md_escape(note))
         if report.drift_judged:
             st.altair_chart(

@@ -12,6 +12,7 @@ import pytest
 from avarn_core.monitoring import profile_inputs
 from avarn_core.performance import (
     MAX_SCATTER_POINTS,
+    accuracy_view,
     edited_actuals,
     editor_frame,
     editor_key,
@@ -19,6 +20,7 @@ from avarn_core.performance import (
     performance_report,
     read_actuals,
     training_profile,
+    version_table,
 )
 from avarn_core.settings import Settings
 
@@ -58,14 +60,47 @@ def test_report_figures_equal_hand_computed_ones(predictor, training_quotes):
     )
     ape = (quotes["predicted_price"] - quotes["faktiskt_pris"]).abs() / quotes["faktiskt_pris"]
     assert report.n_quotes == report.n_actuals == 200
-    assert report.overall["mape"] == pytest.approx(ape.mean())
+    assert report.active.overall["mape"] == pytest.approx(ape.mean())
+    assert report.health.mape == pytest.approx(ape.mean())
     assert report.health.error_rate == pytest.approx(2 / 202)  # two failed rows, not three
     assert report.volume_freq == "W"  # 90 days: weekly bars
     assert report.volume["n"].sum() == 200
-    assert set(report.by_interval["interval"]) <= {"Årsvis", "Kvartalsvis", "Månadsvis"}
+    assert set(report.active.by_interval["interval"]) <= {"Årsvis", "Kvartalsvis", "Månadsvis"}
     assert report.by_version["model_version"].tolist() == [predictor.version]
-    assert report.n_pairs == 200 and len(report.pairs) == 200
-    assert any("träningsprofil" in note for note in report.notes())
+    assert report.active.n_pairs == 200 and len(report.active.pairs) == 200
+    assert any("träningsprofil" in note for note in report.drift_notes())
+    assert report.accuracy_notes() == []  # 200 actual prices: judged, nothing to note
+    assert report.other_versions == []
+
+
+def test_headline_accuracy_is_the_active_versions_and_says_so(predictor, training_quotes):
+    """Alerts judge the active version only; the headline figures must be the same ones, with
+    older versions compared per version, not mixed in."""
+    active = logged(predictor, training_quotes.sample(60, random_state=1))
+    older = logged(predictor, training_quotes.sample(40, random_state=2))
+    older["model_version"] = "v0000"
+    older["faktiskt_pris"] = older["predicted_price"] * 2  # the old model was far off
+    quotes = pd.concat([older, active], ignore_index=True)
+    report = performance_report(
+        quotes, NO_ERRORS, metadata=predictor.metadata, profile=None, settings=Settings()
+    )
+    ape = (active["predicted_price"] - active["faktiskt_pris"]).abs() / active["faktiskt_pris"]
+    assert report.n_quotes == 100 and report.n_actuals == 100  # volume: every version
+    assert report.active.n_actuals == report.health.n_actuals == 60
+    assert report.active.overall["mape"] == pytest.approx(ape.mean()) == report.health.mape
+    assert report.other_versions == ["v0000"]
+    assert predictor.version in report.scope_text() and "v0000" in report.scope_text()
+    table = version_table(report.by_version, predictor.version)
+    assert table["Modellversion"].tolist() == ["v0000", f"{predictor.version} (aktiv)"]
+    assert table["Medelfel (MAPE)"].iloc[0] == "50,0\u00a0%"
+    assert accuracy_view(quotes, "v0000").n_actuals == 40
+    assert accuracy_view(quotes).n_actuals == 100
+    # Too few actual prices for the checks: the note belongs with accuracy, not with drift.
+    few = performance_report(
+        active.head(10), NO_ERRORS, metadata=predictor.metadata, profile=None, settings=Settings()
+    )
+    assert any("för få faktiska priser" in n for n in few.accuracy_notes())
+    assert not any("faktiska priser" in n for n in few.drift_notes())
 
 
 def test_report_on_an_empty_log_is_an_empty_state(predictor):
@@ -104,7 +139,7 @@ def test_scatter_is_sampled_beyond_the_limit(predictor, training_quotes, monkeyp
     report = performance_report(
         quotes, NO_ERRORS, metadata=predictor.metadata, profile=None, settings=Settings()
     )
-    assert report.n_pairs == 120 and len(report.pairs) == 50
+    assert report.active.n_pairs == 120 and len(report.active.pairs) == 50
     assert MAX_SCATTER_POINTS == 5_000
 
 

@@ -425,6 +425,35 @@ def test_performance_shows_metrics_from_a_seeded_log(log, app_models_dir, traini
     assert format_percent(accuracy(log.quotes())["mape"].iloc[0]) == shown["Medelfel (MAPE)"]
 
 
+def test_performance_headline_is_the_active_versions(log, app_models_dir, training_quotes):
+    predictor = Predictor.load(app_models_dir)
+    older = training_quotes.sample(40, random_state=5).reset_index(drop=True)
+    priced = predictor.quote_frame(older).assign(latency_ms=1.0, model_version="v0000")
+    log.log_quotes(priced, source="cli")
+    log.record_actuals(
+        pd.DataFrame(
+            {
+                "prediction_id": priced["prediction_id"],
+                "faktiskt_pris": priced["predicted_price"] * 1.5,  # the old model was far off
+            }
+        )
+    )
+    active = seed(log, predictor, training_quotes.sample(60, random_state=6))
+    at = start("pages/modellprestanda.py")
+    shown = metrics(at)
+    ape = (active["predicted_price"] - active["faktiskt_pris"]).abs() / active["faktiskt_pris"]
+    assert shown["Offerter"] == "100"  # volume: every version
+    assert shown["Med faktiskt pris"] == "60"  # accuracy: the active version, as the alerts
+    assert shown["Medelfel (MAPE)"] == format_percent(ape.mean())
+    scope = " ".join(c.value for c in at.caption)
+    assert f"aktiva modellen {predictor.version}" in scope and "v0000" in scope
+    versions = table_with(at, "Modellversion")
+    assert versions["Modellversion"].tolist() == ["v0000", f"{predictor.version} (aktiv)"]
+    at.selectbox(key="perf_version").set_value("v0000").run()
+    assert_ok(at)
+    assert any("40 offerter har ett faktiskt pris" in c.value for c in at.caption)
+
+
 def test_performance_warns_about_drift(log, app_models_dir, training_quotes):
     predictor = Predictor.load(app_models_dir)
     moved = training_quotes.sample(60, random_state=4).assign(stad="Ankeborg")
