@@ -53,9 +53,9 @@ elif st.session_state.get("batch_done", {}).get("file_id") != upload.file_id:
     try:
         sheet = read_table(upload.getvalue())
     except ReadError as exc:
-        st.session_state.pop("batch_done", None)
+        # Remembered too, so a rerun neither logs the same unreadable file again nor hides why.
+        st.session_state["batch_done"] = {"file_id": upload.file_id, "error": str(exc)}
         service.log_unreadable(str(exc), source="app-batch", name=upload.name)
-        st.error(md_escape(exc))
     else:
         result = service.quote_sheet(
             sheet,
@@ -74,7 +74,9 @@ elif st.session_state.get("batch_done", {}).get("file_id") != upload.file_id:
     bar.empty()
 
 done = st.session_state.get("batch_done")
-if done is not None:
+if done is not None and "error" in done:
+    st.error(md_escape(done["error"]))
+elif done is not None:
     result = done["result"]
     cols = st.columns(4)
     cols[0].metric("Rader i filen", count_text(result.n_rows))

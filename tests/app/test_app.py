@@ -296,6 +296,15 @@ def test_batch_unreadable_file_gets_a_swedish_message(log):
     assert_ok(at)
     assert "Kolumn saknas" in at.error[0].value
     assert log.count() == 0 and not at.metric
+    assert len(log.errors()) == 1  # the unreadable file is logged once ...
+    at.run()  # ... not again on a rerun (any click on the page)
+    assert_ok(at)
+    assert len(log.errors()) == 1
+    assert "Kolumn saknas" in at.error[0].value  # and the reason stays in view
+    at.file_uploader(key="batch_file").set_value(("ok.csv", BATCH_CSV, "text/csv")).run()
+    assert_ok(at)
+    assert not at.error or "Kolumn saknas" not in at.error[0].value
+    assert metrics(at)["Prissatta"] == "3"
 
 
 # -- Förklaring --------------------------------------------------------------------------------
