@@ -9,8 +9,11 @@ frame `PredictionLog.record_actuals` takes. Pure functions: no database, no Stre
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +37,17 @@ from avarn_core.presentation import count_text, format_percent, sek_texts
 from avarn_core.schema import INTERVAL_LABELS, fold
 from avarn_core.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 MAX_SCATTER_POINTS = 5_000  # a browser chart stays quick; a random sample beyond this
 EDITOR_ROWS = 500  # the newest quotes offered in the actual-price editor
 ACTUALS_COLUMNS = ["prediction_id", "faktiskt_pris", "datum"]
+# Other names for ACTUALS_COLUMNS, used only when the file lacks the exact name.
 _ACTUALS_ALIASES = {
-    "prediction_id": "prediction_id",
     "prediktions_id": "prediction_id",
     "id": "prediction_id",
-    "faktiskt_pris": "faktiskt_pris",
     "pris": "faktiskt_pris",
     "avtalat_pris": "faktiskt_pris",
-    "datum": "datum",
     "date": "datum",
 }
 
@@ -264,11 +267,23 @@ def training_profile(metadata: Mapping[str, Any], root: Path = Path(".")) -> dic
 def read_actuals(data: bytes) -> pd.DataFrame:
     """An uploaded file of actual prices: `prediction_id;faktiskt_pris[;datum]` as Swedish Excel
     writes it (`;` or `,`, UTF-8 with or without BOM, or Windows-1252). Cells stay text;
-    `PredictionLog.record_actuals` parses and reports them. Raises ValueError (Swedish)."""
+    `PredictionLog.record_actuals` parses and reports them.
+
+    Column names are matched case- and accent-insensitively. An exact name wins; an alias
+    (`id`, `pris`, …) is used only when the exact name is missing, and two aliases for the same
+    column are refused rather than guessed. Raises ValueError with a Swedish message; parser
+    details go to the log.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = data.decode("cp1252")
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError as exc:
+            logger.info("Actual-price file is not text: %s", exc)
+            raise ValueError(
+                "Filen kunde inte läsas som text. Spara den som CSV (UTF-8 eller Windows-1252)."
+            ) from None
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise ValueError("Filen är tom.")
@@ -276,19 +291,64 @@ def read_actuals(data: bytes) -> pd.DataFrame:
     separator = max((";", ",", "\t"), key=header.count)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise ValueError(f"Filen kunde inte läsas som CSV: {exc}") from None
-    renamed = {}
-    for column in frame.columns:
-        key = fold(str(column)).replace(" ", "_").replace("-", "_")
-        if key in _ACTUALS_ALIASES:
-            renamed[column] = _ACTUALS_ALIASES[key]
-    frame = frame.rename(columns=renamed)
-    missing = [c for c in ("prediction_id", "faktiskt_pris") if c not in frame.columns]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        logger.info("Actual-price file could not be parsed: %s", exc)
+        raise ValueError(_parse_error_text(str(exc))) from None
+    names = next(csv.reader([header], delimiter=separator))
+    chosen = _actuals_columns([str(c) for c in frame.columns], names)
+    missing = [c for c in ("prediction_id", "faktiskt_pris") if c not in chosen]
     if missing:
-        found = ", ".join(f"'{c}'" for c in frame.columns[:10])
+        found = ", ".join(f"'{c}'" for c in names[:10])
         raise ValueError(f"Kolumn saknas: {', '.join(missing)}. Filen har kolumnerna {found}.")
-    return frame[[c for c in ACTUALS_COLUMNS if c in frame.columns]]
+    return pd.DataFrame(
+        {target: frame[column] for target, column in chosen.items()},
+        columns=[c for c in ACTUALS_COLUMNS if c in chosen],
+    )
+
+
+def _column_key(name: str) -> str:
+    return fold(name).strip().replace(" ", "_").replace("-", "_")
+
+
+def _actuals_columns(columns: list[str], header: list[str]) -> dict[str, str]:
+    """Which column of the file is each of ACTUALS_COLUMNS: {target: column}. `header` is the
+    header line as written (pandas renames a repeated name, e.g. 'pris.1')."""
+    written = [_column_key(name) for name in header]
+    chosen = {}
+    for target in ACTUALS_COLUMNS:
+        exact = [i for i, key in enumerate(written) if key == target]
+        aliases = [i for i, key in enumerate(written) if _ACTUALS_ALIASES.get(key) == target]
+        candidates = exact or aliases
+        if len(candidates) > 1:
+            shown = ", ".join(f"'{header[i]}'" for i in candidates)
+            if exact:
+                raise ValueError(f"Kolumnen {target} finns flera gånger i filen ({shown}).")
+            raise ValueError(
+                f"Flera kolumner kan vara {target}: {shown}. Döp den som ska användas till "
+                f"{target}."
+            )
+        if candidates and candidates[0] < len(columns):
+            chosen[target] = columns[candidates[0]]
+    return chosen
+
+
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _parse_error_text(detail: str) -> str:
+    """A pandas parser error in Swedish, naming the line when pandas says which."""
+    found = _FIELDS.search(detail)
+    if found:
+        expected, line, seen = found.groups()
+        return (
+            f"Filen kunde inte läsas som CSV: rad {line} har {seen} fält men rubrikraden har "
+            f"{expected}. Kontrollera avgränsaren (; eller ,) och att belopp med decimalkomma "
+            "står inom citattecken."
+        )
+    return (
+        "Filen kunde inte läsas som CSV. Kontrollera att den har en rubrikrad och samma "
+        "avgränsare (; eller ,) på varje rad."
+    )
 
 
 def editor_frame(

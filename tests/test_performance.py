@@ -222,6 +222,27 @@ def test_read_actuals_as_swedish_excel_writes_them():
         read_actuals(b"")
 
 
+def test_read_actuals_prefers_exact_names_and_refuses_to_guess(caplog):
+    # A customer's own id and the quoted price next to the exact columns: the exact ones win.
+    both = "id;prediction_id;pris;faktiskt_pris\r\nK-17;abc;40000;41000\r\n"
+    frame = read_actuals(both.encode("utf-8"))
+    assert frame.to_dict("records") == [{"prediction_id": "abc", "faktiskt_pris": "41000"}]
+    alias = read_actuals("Prediktions-id;Avtalat pris\r\nabc;41000\r\n".encode("cp1252"))
+    assert alias.to_dict("records") == [{"prediction_id": "abc", "faktiskt_pris": "41000"}]
+    with pytest.raises(ValueError, match="Flera kolumner kan vara faktiskt_pris: 'pris', "):
+        read_actuals(b"prediction_id;pris;avtalat_pris\r\nabc;1;2\r\n")
+    with pytest.raises(ValueError, match="Kolumnen prediction_id finns flera gånger"):
+        read_actuals(b"prediction_id;Prediction ID;faktiskt_pris\r\nabc;abd;2\r\n")
+    # A parser error in Swedish, naming the line; pandas' own words go to the log.
+    caplog.set_level("INFO", logger="avarn_core.performance")
+    with pytest.raises(ValueError) as raised:
+        read_actuals(b"prediction_id;faktiskt_pris\r\nabc;41000\r\ndef;41;500;x\r\n")
+    assert str(raised.value).startswith("Filen kunde inte läsas som CSV: rad 3 har 4 fält")
+    assert "Expected" not in str(raised.value) and "Expected 2 fields" in caplog.text
+    with pytest.raises(ValueError, match="kunde inte läsas som text"):
+        read_actuals(b"prediction_id;faktiskt_pris\r\n\x81\x8d;1\r\n")
+
+
 def test_edited_actuals_are_the_changed_cells_only(predictor, training_quotes):
     quotes = logged(predictor, training_quotes.head(4), actual=False)
     quotes.loc[0, "faktiskt_pris"] = 30_000.0
