@@ -177,10 +177,13 @@ else:
         )
         if upload is not None and st.session_state.get("actuals_file_done") != upload.file_id:
             st.session_state["actuals_file_done"] = upload.file_id
+            st.session_state.pop("actuals_file_error", None)
             try:
                 recorded(log.record_actuals(read_actuals(upload.getvalue())))
             except ValueError as exc:
-                st.error(md_escape(exc))
+                st.session_state["actuals_file_error"] = str(exc)  # shown until another file
+        if upload is not None and st.session_state.get("actuals_file_error"):
+            st.error(md_escape(st.session_state["actuals_file_error"]))
         st.markdown("**Eller skriv in dem** (de senaste offerterna, nyast först):")
         st.caption(
             "Skriv det avtalade priset i hela kronor i kolumnen **Nytt faktiskt pris** och tryck "

@@ -505,6 +505,15 @@ def test_performance_without_actuals_says_how_to_add_them(log, app_models_dir, t
     assert not at.success  # said once
     assert len(log.actuals()) == 2  # the same upload is not recorded twice on a rerun
 
+    both = f"id;prediction_id;pris;avtalat pris\r\nK-1;{ids[2]};{first};{first}\r\n"
+    at.file_uploader(key="actuals_file").set_value(("två.csv", both.encode(), "text/csv")).run()
+    assert_ok(at)
+    shown = [e.value for e in at.error]
+    assert any("Flera kolumner kan vara faktiskt\\_pris" in e for e in shown), shown
+    at.run()
+    assert any("Flera kolumner" in e.value for e in at.error)  # the reason stays in view
+    assert len(log.actuals()) == 2
+
 
 def test_an_edited_actual_price_stays_on_its_quote_when_a_new_quote_is_logged(
     log, app_models_dir, training_quotes
