@@ -1,8 +1,9 @@
 """The Streamlit app's shared resources: one predictor and one prediction log per process.
 
 `st.cache_resource` shares them between all sessions (each session runs in its own thread):
-the predictor is read-only after loading and keyed by model version, so a model activated
-with `avarn train` is picked up by the next rerun; the log opens a fresh connection per
+the predictor is read-only after loading and keyed by model version and the checksum of its
+manifest, so a model activated with `avarn train` is picked up by the next rerun and a replaced
+models folder is never served from an old entry; the log opens a fresh connection per
 operation (see `avarn_core.db`), so sharing it across threads is safe.
 
 Only the app imports this module (it needs Streamlit); `avarn_core/__init__` does not.
@@ -21,7 +22,7 @@ import streamlit as st
 
 from avarn_core.predict import Predictor
 from avarn_core.predlog import PredictionLog
-from avarn_core.registry import active_version
+from avarn_core.registry import active_version, version_fingerprint
 from avarn_core.service import PricingService
 from avarn_core.settings import Settings, get_settings
 from avarn_core.train import ensure_active_model
@@ -66,7 +67,9 @@ def ensure_model(progress: Callable[[str, float], None]) -> str:
 
 
 @st.cache_resource(show_spinner="Laddar prismodellen …", max_entries=8)
-def _load_predictor(models_dir: str, version: str) -> Predictor:
+def _load_predictor(models_dir: str, version: str, fingerprint: str) -> Predictor:
+    # `fingerprint` (the manifest's checksum) only keys the cache: a version name can be
+    # reused when a models folder is replaced, a manifest cannot.
     return Predictor.load(Path(models_dir), version)
 
 
@@ -83,7 +86,8 @@ def predictor(version: str | None = None) -> Predictor:
     version = version or active_version(current.models_dir)
     if version is None:
         raise RuntimeError("no active model: call ensure_model first")
-    return _load_predictor(str(current.models_dir), version)
+    fingerprint = version_fingerprint(current.models_dir, version)
+    return _load_predictor(str(current.models_dir), version, fingerprint)
 
 
 def prediction_log() -> PredictionLog:
@@ -124,13 +128,18 @@ def metadata() -> dict[str, Any]:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _training_profile(version: str, models_dir: str) -> dict[str, Any] | None:
+def _training_profile(
+    version: str, fingerprint: str, _metadata: dict[str, Any]
+) -> dict[str, Any] | None:
+    # Keyed by version and fingerprint; `_metadata` (not hashed) is that same version's.
     from avarn_core.performance import training_profile
 
-    return training_profile(predictor().metadata)
+    return training_profile(_metadata)
 
 
-def training_profile() -> dict[str, Any] | None:
-    """The active model's training-data profile for drift (computed once per version)."""
-    current = settings()
-    return _training_profile(predictor().version, str(current.models_dir))
+def training_profile(version: str | None = None) -> dict[str, Any] | None:
+    """The training-data profile of `version` (default: the active model) for drift,
+    computed once per saved version."""
+    loaded = predictor(version)
+    fingerprint = version_fingerprint(settings().models_dir, loaded.version)
+    return _training_profile(loaded.version, fingerprint, loaded.metadata)

@@ -109,6 +109,18 @@ def active_metadata(models_dir: Path) -> dict[str, Any]:
     return {**json.loads(path.read_text(encoding="utf-8")), "version": version}
 
 
+def version_fingerprint(models_dir: Path, version: str) -> str:
+    """A short fingerprint of a saved version: the sha256 of its manifest, which records when it
+    was trained and the checksum of every artifact. Caches key on it, not on the name alone, so
+    a models folder that was replaced (a new v0001) is never served from an old cache entry.
+    '' when the version has no manifest (loading it then raises ModelNotFoundError)."""
+    try:
+        path = _version_dir(Path(models_dir), version) / "metadata.json"
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except (ModelNotFoundError, OSError):
+        return ""
+
+
 def activate(models_dir: Path, version: str) -> None:
     """Make `version` the active one (atomically)."""
     models_dir = Path(models_dir)
