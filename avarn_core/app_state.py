@@ -11,6 +11,7 @@ Only the app imports this module (it needs Streamlit); `avarn_core/__init__` doe
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,10 +23,17 @@ import streamlit as st
 
 from avarn_core.predict import Predictor
 from avarn_core.predlog import PredictionLog
-from avarn_core.registry import active_version, version_fingerprint
+from avarn_core.registry import (
+    ModelIntegrityError,
+    ModelNotFoundError,
+    active_version,
+    version_fingerprint,
+)
 from avarn_core.service import PricingService
 from avarn_core.settings import Settings, get_settings
 from avarn_core.train import ensure_active_model
+
+logger = logging.getLogger("avarn_core.app")
 
 _ENTRY_RAN = "_avarn_entry_ran"
 # Serialises first-start training between sessions of this process; a second process is
@@ -88,6 +96,16 @@ def predictor(version: str | None = None) -> Predictor:
         raise RuntimeError("no active model: call ensure_model first")
     fingerprint = version_fingerprint(current.models_dir, version)
     return _load_predictor(str(current.models_dir), version, fingerprint)
+
+
+def predictor_of(version: str) -> Predictor | None:
+    """The predictor of `version`, or None when that version can no longer be loaded (removed,
+    or saved in a format this version of Avarn Pris cannot read)."""
+    try:
+        return predictor(version)
+    except (ModelNotFoundError, ModelIntegrityError):
+        logger.warning("Model version %s cannot be loaded", version, exc_info=True)
+        return None
 
 
 def prediction_log() -> PredictionLog:

@@ -103,6 +103,29 @@ def what_if(predictor: Predictor, quoted: Quote, name: str, value: Any) -> WhatI
     return WhatIf(name, value, alternative, alternative.predicted_price - quoted.predicted_price)
 
 
+def comparison_note(quoted: str, used: str, active: str) -> str | None:
+    """What to say when a what-if is not priced by the model that made the quote (`quoted`):
+    `used` is the model that priced the comparison, `active` the one a new quote gets."""
+    if used != quoted:
+        return (
+            f"Modellversion {quoted}, som gjorde offerten, kan inte längre laddas. Jämförelsen "
+            f"görs med den aktiva modellen {used}, så skillnaden kan delvis bero på modellbytet."
+        )
+    if quoted != active:
+        return (
+            f"Offerten gjordes med modellversion {quoted}; den aktiva modellen är nu {active}. "
+            f"Jämförelsen görs med {quoted}. Används den som offert prissätts den med {active}."
+        )
+    return None
+
+
+def city_choices(cities: list[str], *chosen: object) -> list[str]:
+    """The city list of a form: the model's cities, plus any chosen city it does not know (a
+    city typed earlier, or taken over from a what-if), so that the form can keep showing it."""
+    extra = [str(c) for c in chosen if isinstance(c, str) and c.strip() and c not in cities]
+    return [*cities, *dict.fromkeys(extra)]
+
+
 def quote_from_log(row: Mapping[str, Any]) -> Quote:
     """A logged quote (a `PredictionLog.quote` row) as a `Quote`."""
     inputs = {column: row[column] for column in INPUT_COLUMNS}

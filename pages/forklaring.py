@@ -3,8 +3,6 @@
 import streamlit as st
 
 from avarn_core import (
-    ModelIntegrityError,
-    ModelNotFoundError,
     app_state,
     driver_sentences,
     format_sek,
@@ -44,9 +42,8 @@ if quote is None:
     )
     st.page_link("pages/offert.py", label="Till Offert", icon=":material/request_quote:")
 else:
-    try:
-        predictor = app_state.predictor(quote.model_version)
-    except (ModelNotFoundError, ModelIntegrityError):
+    predictor = app_state.predictor_of(quote.model_version)
+    if predictor is None:
         predictor = app_state.predictor()
         st.warning(
             f"Modellversion {quote.model_version}, som gjorde offerten, kan inte längre laddas. "

@@ -5,7 +5,15 @@ from pydantic import ValidationError
 
 from avarn_core import INTERVAL_COLUMNS, INTERVAL_LABELS, LABELS, app_state, format_sek
 from avarn_core.explain import driver_sentences
-from avarn_core.offer import DEFAULT_INPUTS, WHAT_IF_INPUTS, current_value, form_inputs, what_if
+from avarn_core.offer import (
+    DEFAULT_INPUTS,
+    WHAT_IF_INPUTS,
+    city_choices,
+    comparison_note,
+    current_value,
+    form_inputs,
+    what_if,
+)
 from avarn_core.presentation import (
     delta_text,
     format_percent,
@@ -39,8 +47,7 @@ def use_what_if(inputs: dict) -> None:
         st.session_state[key] = inputs[column]
     st.session_state["offert_ventilation"] = bool(inputs["ventilation"])
     st.session_state["offert_intervall"] = current_value(inputs, "testintervall")
-    if inputs["stad"] in cities:
-        st.session_state["offert_stad"] = inputs["stad"]
+    st.session_state["offert_stad"] = inputs["stad"]  # an unseen city too: see city_choices
 
 
 st.title("Offert")
@@ -59,10 +66,11 @@ with st.form("offert_form", border=True):
         )
         for i, column in enumerate(COUNT_COLUMNS)
     }
+    choices = city_choices(cities, st.session_state.get("offert_stad"))
     city = left.selectbox(
         LABELS["stad"],
-        cities,
-        index=cities.index(DEFAULT_INPUTS["stad"]) if DEFAULT_INPUTS["stad"] in cities else 0,
+        choices,
+        index=choices.index(DEFAULT_INPUTS["stad"]) if DEFAULT_INPUTS["stad"] in choices else 0,
         accept_new_options=True,
         placeholder="Välj eller skriv en stad",
         help="Sök i listan. Finns staden inte där kan du skriva den; priset får då en varning.",
@@ -95,11 +103,14 @@ quote = st.session_state.get("offert_quote")
 if quote is None:
     st.info("Fyll i anläggningens uppgifter och tryck på **Beräkna pris**.")
 else:
-    level = service.predictor.metadata.get("level", 0.9)
+    # The model that made the quote prices its what-ifs and names its interval's level.
+    quoted_by = app_state.predictor_of(quote.model_version)
+    level = None if quoted_by is None else quoted_by.metadata.get("level")
+    quoted_by = quoted_by or service.predictor
     price_col, interval_col = st.columns(2)
     price_col.metric("Pris per år (exkl. moms)", format_sek(quote.predicted_price))
     interval_col.metric(
-        f"Prisintervall ({format_percent(level, 0)})",
+        "Prisintervall" + ("" if level is None else f" ({format_percent(level, 0)})"),
         interval_text(quote.confidence_interval_lower, quote.confidence_interval_upper),
         help="Priset för liknande avtal hamnar inom intervallet i så här stor andel av fallen.",
     )
@@ -115,6 +126,9 @@ else:
 
     st.divider()
     st.subheader("Tänk om …")
+    note = comparison_note(quote.model_version, quoted_by.version, service.predictor.version)
+    if note:
+        st.info(note)
     name = st.selectbox(
         "Ändra en uppgift", WHAT_IF_INPUTS, format_func=LABELS.get, key="whatif_input"
     )
@@ -132,10 +146,11 @@ else:
     elif name == "ventilation":
         value = int(st.toggle("Ventilationsstyrning ska provas", value=bool(now), key=key))
     elif name == "stad":
+        choices = city_choices(quoted_by.cities, st.session_state.get(key))
         value = st.selectbox(
             "Ny stad",
-            cities,
-            index=cities.index(now) if now in cities else None,
+            choices,
+            index=choices.index(now) if now in choices else None,
             accept_new_options=True,
             key=key,
         )
@@ -151,7 +166,7 @@ else:
     alternative = None
     try:
         if value is not None:  # a city must be chosen first
-            alternative = what_if(service.predictor, quote, name, value)
+            alternative = what_if(quoted_by, quote, name, value)
     except ValidationError as exc:
         st.error(" ".join(validation_text(exc.errors())))
     if alternative is not None:
@@ -162,9 +177,12 @@ else:
             delta_color="off",
             delta_arrow="off" if alternative.difference == 0 else "auto",
         )
+        if alternative.quote.warning:
+            st.warning(md_escape(alternative.quote.warning))
         st.caption(
-            f"Jämfört med offertens {format_sek(quote.predicted_price)}. Jämförelsen loggas inte; "
-            "använd den som offert för att spara den."
+            f"Jämfört med offertens {format_sek(quote.predicted_price)} (modellversion "
+            f"{alternative.quote.model_version}). Jämförelsen loggas inte; använd den som offert "
+            "för att spara den."
         )
         st.button(
             "Använd som offert",

@@ -12,6 +12,8 @@ from avarn_core.explain import describe_input
 from avarn_core.offer import (
     DEFAULT_INPUTS,
     WHAT_IF_INPUTS,
+    city_choices,
+    comparison_note,
     covered_items,
     current_value,
     customer_summary,
@@ -208,3 +210,16 @@ def test_customer_summary_counts_in_singular_and_with_thousands_spacing(predicto
     many = {**inputs, "antal_detektorer": 9999}
     assert f"9{NBSP}999 detektorer" in covered_items(many)
     assert describe_input("antal_detektorer", many) == f"9{NBSP}999 detektorer"
+
+
+def test_city_choices_keep_a_chosen_unseen_city():
+    assert city_choices(["Lund", "Malmö"], "Lund") == ["Lund", "Malmö"]
+    assert city_choices(["Lund"], "Ankeborg", None, "", "Ankeborg") == ["Lund", "Ankeborg"]
+
+
+def test_comparison_note_says_which_model_priced_the_what_if():
+    assert comparison_note("v0001", "v0001", "v0001") is None
+    changed = comparison_note("v0001", "v0001", "v0002")
+    assert "gjordes med modellversion v0001" in changed and "prissätts den med v0002" in changed
+    gone = comparison_note("v0001", "v0002", "v0002")
+    assert "v0001, som gjorde offerten, kan inte längre laddas" in gone

@@ -236,6 +236,51 @@ def test_what_if_for_interval_and_city(log):
     assert kronor(lund.value) - quote.predicted_price == kronor(lund.delta)
 
 
+def test_what_if_with_an_unseen_city_warns_and_carries_the_city_into_the_form(log):
+    at = start()
+    at.button(key="offert_submit").click().run()
+    at.selectbox(key="whatif_input").set_value("stad").run()
+    typed = at.selectbox(key="whatif_value_5")
+    typed.options.append("Ankeborg")  # typed, as the browser sends it (AppTest cannot type)
+    typed.set_value("Ankeborg").run()
+    assert_ok(at)
+    assert any("Ankeborg" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.button(key="whatif_use").click().run()
+    assert_ok(at)
+    assert log.quotes()["stad"].iloc[-1] == "Ankeborg"
+    assert at.selectbox(key="offert_stad").value == "Ankeborg"  # the form shows the new quote
+    at.button(key="offert_submit").click().run()  # and pricing the form again keeps it
+    assert_ok(at)
+    assert list(log.quotes()["stad"]) == ["Stockholm", "Ankeborg", "Ankeborg"]
+
+
+def test_what_if_uses_the_model_that_made_the_quote(log, monkeypatch, tmp_path, app_models_dir):
+    models = tmp_path / "models"
+    shutil.copytree(app_models_dir, models)
+    monkeypatch.setenv("AVARN_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    at = start()
+    at.button(key="offert_submit").click().run()
+    quoted = at.session_state["offert_quote"].model_version
+    # Meanwhile a new model is activated (here a copy whose metadata says 80 %).
+    shutil.copytree(models / quoted, models / "v9001")
+    meta = models / "v9001" / "metadata.json"
+    meta.write_text(
+        meta.read_text(encoding="utf-8")
+        .replace(f'"version": "{quoted}"', '"version": "v9001"')
+        .replace('"level": 0.9', '"level": 0.8'),
+        encoding="utf-8",
+    )
+    activate(models, "v9001")
+    at.selectbox(key="whatif_input").set_value("antal_detektorer").run()
+    at.number_input(key="whatif_value_1").set_value(300).run()
+    assert_ok(at)
+    assert f"Prisintervall (90{NBSP}%)" in metrics(at)  # the quote's model's level
+    note = " ".join(i.value for i in at.info)
+    assert f"gjordes med modellversion {quoted}" in note and "v9001" in note
+    assert any(f"(modellversion {quoted})" in c.value for c in at.caption)
+
+
 def test_one_click_takes_the_quote_to_the_explanation(log):
     at = start()
     at.button(key="offert_submit").click().run()
