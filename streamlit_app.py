@@ -19,8 +19,11 @@ logging.basicConfig(level=app_state.settings().log_level)
 
 if app_state.needs_training():
     bar = st.progress(0.0, text="Första start: tränar prismodellen …")
+    notes: list[str] = []
     try:
-        app_state.ensure_model(lambda message, fraction: bar.progress(fraction, text=message))
+        app_state.ensure_model(
+            lambda message, fraction: bar.progress(fraction, text=message), warn=notes.append
+        )
     except Exception:
         logger.exception("Training the default model failed")
         st.error(
@@ -29,6 +32,7 @@ if app_state.needs_training():
         )
         st.stop()
     bar.empty()
+    app_state.keep_notes(notes)  # e.g. MLflow tracking failed: shown in the sidebar
 
 try:
     metadata = app_state.metadata()
@@ -44,6 +48,8 @@ with st.sidebar:
     st.markdown("**Aktiv prismodell**")
     for label, value in model_facts(metadata):
         st.caption(f"{label}: **{md_escape(value)}**")
+    for note in app_state.notes():
+        st.warning(md_escape(note))
 
 pages = {
     "offert": st.Page("pages/offert.py", title="Offert", icon=":material/request_quote:"),
@@ -62,4 +68,4 @@ try:
 except Exception:
     # Users see a short Swedish message; the traceback goes to the server's log.
     logger.exception("Page %s failed", page.title)
-    st.error("Något gick fel. Felet är loggat; försök igen och kontakta support om det upprepas.")
+    st.error(app_state.ERROR_MESSAGE)

@@ -11,6 +11,7 @@ Only the app imports this module (it needs Streamlit); `avarn_core/__init__` doe
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -36,6 +37,9 @@ from avarn_core.train import ensure_active_model
 logger = logging.getLogger("avarn_core.app")
 
 _ENTRY_RAN = "_avarn_entry_ran"
+_NOTES = "_avarn_training_notes"
+_CALLBACK_FAILED = "_avarn_callback_failed"
+ERROR_MESSAGE = "Något gick fel. Felet är loggat; försök igen och kontakta support om det upprepas."
 # Serialises first-start training between sessions of this process; a second process is
 # safe too (a model version is renamed into place atomically), it just trains its own.
 _training_lock = threading.Lock()
@@ -53,6 +57,7 @@ def require_entry(page: str) -> None:
     not run. Go through it, keeping the page the user asked for."""
     if not st.session_state.get(_ENTRY_RAN):
         st.switch_page("streamlit_app.py", query_params={"sida": page})
+    _show_callback_failure()
 
 
 def settings() -> Settings:
@@ -64,14 +69,50 @@ def needs_training() -> bool:
     return active_version(settings().models_dir) is None
 
 
-def ensure_model(progress: Callable[[str, float], None]) -> str:
-    """The active model version; on a fresh machine, train the default one first."""
+def ensure_model(
+    progress: Callable[[str, float], None], warn: Callable[[str], None] | None = None
+) -> str:
+    """The active model version; on a fresh machine, train the default one first. `warn` gets
+    what the user should still read after training (an MLflow tracking failure)."""
     current = settings()
     version = active_version(current.models_dir)
     if version is not None:
         return version
     with _training_lock:
-        return ensure_active_model(current.models_dir, current.training_data, progress=progress)
+        return ensure_active_model(
+            current.models_dir, current.training_data, progress=progress, warn=warn
+        )
+
+
+def keep_notes(notes: list[str]) -> None:
+    """Remember messages from training for this session's sidebar (they outlive the bar)."""
+    st.session_state[_NOTES] = [*st.session_state.get(_NOTES, []), *notes]
+
+
+def notes() -> list[str]:
+    return list(st.session_state.get(_NOTES, []))
+
+
+def guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """A widget callback that cannot break the page. Streamlit runs callbacks before the script,
+    outside the entry script's try/except: a failure here is logged with its traceback and the
+    page shows the usual Swedish message (see `require_entry`)."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception:
+            logger.exception("Callback %s failed", callback.__name__)
+            st.session_state[_CALLBACK_FAILED] = True
+
+    return run
+
+
+def _show_callback_failure() -> None:
+    """Called first by every page (`require_entry`): say so if a callback failed this run."""
+    if st.session_state.pop(_CALLBACK_FAILED, False):
+        st.error(ERROR_MESSAGE)
 
 
 @st.cache_resource(show_spinner="Laddar prismodellen …", max_entries=8)

@@ -19,6 +19,7 @@ imported (the imports are inside the functions).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,18 +146,27 @@ def track_version(
 
 
 def track_if_configured(
-    models_dir: Path, version: str, tracking_uri: str | None, progress: Any = None
+    models_dir: Path,
+    version: str,
+    tracking_uri: str | None,
+    progress: Any = None,
+    *,
+    warn: Callable[[str], None] | None = None,
 ) -> TrackedRun | None:
     """Track `version` when a tracking URI is set. A tracking failure is reported, not raised:
-    the version is already saved and usable."""
+    the version is already saved and usable. It goes to `warn` when given (a message that
+    must stay in view), else to `progress`."""
     if not tracking_uri:
         return None
     try:
         tracked = track_version(models_dir, version, tracking_uri=tracking_uri)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; training succeeded
         logger.warning("MLflow tracking of %s failed: %s", version, exc)
-        if progress is not None:
-            progress(f"MLflow-loggning misslyckades ({exc}); modellen {version} är sparad", 1.0)
+        message = f"MLflow-loggning misslyckades ({exc}); modellen {version} är sparad"
+        if warn is not None:
+            warn(message)
+        elif progress is not None:
+            progress(message, 1.0)
         return None
     if progress is not None:
         progress(f"Loggad i MLflow: körning {tracked.run_id}", 1.0)

@@ -242,12 +242,13 @@ def train_file(
     activate: bool = True,
     progress: Progress = _no_progress,
     track: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> str:
     """Train on a file of historical quotes and save a new model version; returns its name.
 
     With MLFLOW_TRACKING_URI set (and `track`), the saved version is also logged to MLflow as a
-    run and registered (`avarn_core.tracking`); a tracking failure is reported by `progress`
-    and does not undo the saved version.
+    run and registered (`avarn_core.tracking`); a tracking failure is reported to `warn` (or,
+    without it, by `progress`) and does not undo the saved version.
     """
     quotes, rejected, digest = read_training_data(data_path)
     result = train_model(quotes, level=level, progress=progress)
@@ -269,7 +270,7 @@ def train_file(
     if tracking_uri:
         from avarn_core.tracking import track_if_configured
 
-        track_if_configured(models_dir, version, tracking_uri, progress)
+        track_if_configured(models_dir, version, tracking_uri, progress, warn=warn)
     return version
 
 
@@ -279,9 +280,10 @@ def ensure_active_model(
     *,
     level: float = 0.90,
     progress: Progress = _no_progress,
+    warn: Callable[[str], None] | None = None,
 ) -> str:
     """The active version's name; on a fresh machine, train the default model first."""
     version = active_version(models_dir)
     if version is not None:
         return version
-    return train_file(training_data, models_dir, level=level, progress=progress)
+    return train_file(training_data, models_dir, level=level, progress=progress, warn=warn)

@@ -41,6 +41,7 @@ def remember(quote) -> None:
         del st.session_state[key]
 
 
+@app_state.guarded
 def use_what_if(inputs: dict) -> None:
     remember(service.quote(inputs, source="app-single"))
     for column, key in KEYS.items():

@@ -110,7 +110,7 @@ def test_first_start_trains_the_default_model_with_progress(
     get_settings.cache_clear()
     reports = []
 
-    def fake_training(models_dir, training_data, *, progress):
+    def fake_training(models_dir, training_data, *, progress, warn):
         # Stands in for the real training (covered by the cold-start benchmark).
         assert Path(models_dir) == fresh and Path(training_data) == Path("data/training_data.csv")
         for message, fraction in [("Väljer modell", 0.3), ("Klar", 1.0)]:
@@ -128,6 +128,35 @@ def test_first_start_trains_the_default_model_with_progress(
     assert not at.get("progress")  # the bar is gone once the model is ready
     start()  # a second start finds the model and does not train again
     assert reports == ["Väljer modell", "Klar"]
+
+
+def test_a_tracking_failure_at_first_start_stays_in_view(
+    log, monkeypatch, tmp_path, app_models_dir
+):
+    from avarn_core import tracking
+
+    fresh = tmp_path / "models"
+    monkeypatch.setenv("AVARN_MODELS_DIR", str(fresh))
+    get_settings.cache_clear()
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("MLflow-servern svarar inte")
+
+    def fake_training(models_dir, training_data, *, progress, **kwargs):
+        # The saved model, then the real tracking step, with MLflow unreachable.
+        version = (app_models_dir / "ACTIVE").read_text().strip()
+        shutil.copytree(app_models_dir / version, fresh / version)
+        activate(fresh, version)
+        tracking.track_if_configured(fresh, version, "http://mlflow:5000", progress, **kwargs)
+        return version
+
+    monkeypatch.setattr(tracking, "track_version", unreachable)
+    monkeypatch.setattr(app_state, "ensure_active_model", fake_training)
+    at = start()
+    assert not at.get("progress")
+    shown = [w.value for w in at.sidebar.warning]  # not on the bar, which is cleared
+    assert any("MLflow\\-loggning misslyckades" in w and "svarar inte" in w for w in shown), shown
+    assert app_state._NOTES in at.session_state  # and kept for this session's later runs
 
 
 def test_failed_first_start_says_so_in_swedish(log, monkeypatch, tmp_path):
@@ -156,6 +185,27 @@ def test_a_failing_page_shows_a_swedish_message_and_logs_the_traceback(log, monk
     assert at.sidebar.caption  # the rest of the app still renders
     failures = [r for r in caplog.records if r.name == "avarn_core.app"]
     assert failures and "secret details" in str(failures[0].exc_info[1])
+
+
+def test_a_failing_callback_shows_a_swedish_message_and_logs_the_traceback(
+    log, monkeypatch, caplog
+):
+    at = start()
+    at.button(key="offert_submit").click().run()
+    at.selectbox(key="whatif_input").set_value("antal_detektorer").run()
+    at.number_input(key="whatif_value_1").set_value(300).run()
+
+    def log_down(*args, **kwargs):
+        raise RuntimeError("the log is down: secret details")
+
+    monkeypatch.setattr(PricingService, "quote", log_down)
+    at.button(key="whatif_use").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(e.value for e in at.error)
+    assert "Något gick fel" in shown and "secret details" not in shown
+    failures = [r for r in caplog.records if r.name == "avarn_core.app" and r.exc_info]
+    assert failures and "secret details" in str(failures[0].exc_info[1])
+    assert at.title[0].value == "Offert"  # the page itself still renders
 
 
 # -- Offert ------------------------------------------------------------------------------------
