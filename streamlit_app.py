@@ -8,7 +8,7 @@ import logging
 
 import streamlit as st
 
-from avarn_core import app_state
+from avarn_core import ModelFormatError, app_state
 from avarn_core.presentation import md_escape, model_facts
 
 logger = logging.getLogger("avarn_core.app")
@@ -16,6 +16,39 @@ logger = logging.getLogger("avarn_core.app")
 st.set_page_config(page_title="Avarn Pris", page_icon=":material/local_fire_department:")
 app_state.mark_entry_ran()
 logging.basicConfig(level=app_state.settings().log_level)
+
+
+def offer_retraining() -> None:
+    plan = app_state.retraining_plan()
+    st.warning(
+        f"Prismodellen {plan.version} sparades av en annan version av Avarn Pris och kan inte "
+        "läsas av den här. Den behöver tränas om, vilket tar någon minut. Den gamla versionen "
+        "sparas kvar."
+    )
+    if plan.data is None:
+        st.error(
+            "Träningsdata saknas (data/training_data.csv), så modellen kan inte tränas om här. "
+            "Be den som förvaltar Avarn Pris att träna om den med `avarn train`."
+        )
+        return
+    source = "samma data som förut" if plan.same_data else "standarddata"
+    st.caption(f"Tränas på {md_escape(plan.data)} ({source}).")
+    if not st.button("Träna om prismodellen", type="primary", key="retrain_model"):
+        return
+    bar = st.progress(0.0, text="Tränar om prismodellen …")
+    notes: list[str] = []
+    try:
+        app_state.retrain(
+            plan, lambda message, fraction: bar.progress(fraction, text=message), notes.append
+        )
+    except Exception:
+        logger.exception("Retraining the model failed")
+        st.error("Prismodellen kunde inte tränas om. Se serverns logg.")
+        return
+    bar.empty()
+    app_state.keep_notes(notes)
+    st.rerun()
+
 
 if app_state.needs_training():
     bar = st.progress(0.0, text="Första start: tränar prismodellen …")
@@ -36,6 +69,11 @@ if app_state.needs_training():
 
 try:
     metadata = app_state.metadata()
+except ModelFormatError as exc:
+    # Saved by an older Avarn Pris (or LightGBM): offer to retrain, keeping the old version.
+    logger.warning("The active model cannot be read here: %s", exc)
+    offer_retraining()
+    st.stop()
 except Exception:
     logger.exception("Loading the active model failed")
     st.error(

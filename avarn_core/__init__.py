@@ -27,6 +27,7 @@ from avarn_core.monitoring import (
 from avarn_core.predict import Explanation, Predictor, Quote
 from avarn_core.predlog import ActualsResult, PredictionLog, PredictionLogError
 from avarn_core.registry import (
+    ModelFormatError,
     ModelIntegrityError,
     ModelNotFoundError,
     activate,
@@ -69,6 +70,7 @@ __all__ = [
     "BatchResult",
     "Explanation",
     "Health",
+    "ModelFormatError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "PredictionLog",

@@ -32,7 +32,8 @@ from avarn_core.registry import (
 )
 from avarn_core.service import PricingService
 from avarn_core.settings import Settings, get_settings
-from avarn_core.train import ensure_active_model
+from avarn_core.train import RetrainingPlan, ensure_active_model, train_file
+from avarn_core.train import retraining_plan as plan_retraining
 
 logger = logging.getLogger("avarn_core.app")
 
@@ -81,6 +82,29 @@ def ensure_model(
     with _training_lock:
         return ensure_active_model(
             current.models_dir, current.training_data, progress=progress, warn=warn
+        )
+
+
+def retraining_plan() -> RetrainingPlan:
+    """What retraining the unreadable active model would train on (see `train.retraining_plan`)."""
+    current = settings()
+    return plan_retraining(current.models_dir, current.training_data, current.interval_level)
+
+
+def retrain(
+    plan: RetrainingPlan,
+    progress: Callable[[str, float], None],
+    warn: Callable[[str], None] | None = None,
+) -> str:
+    """Train a new version per `plan` and activate it; the old version stays on disk. When
+    another session has already replaced `plan.version`, nothing is trained again."""
+    current = settings()
+    with _training_lock:
+        version = active_version(current.models_dir)
+        if version != plan.version or plan.data is None:
+            return version or ""
+        return train_file(
+            plan.data, current.models_dir, level=plan.level, progress=progress, warn=warn
         )
 
 

@@ -49,6 +49,12 @@ class ModelIntegrityError(RuntimeError):
     """A model's files do not match its manifest, or it was made by other library versions."""
 
 
+class ModelFormatError(ModelIntegrityError):
+    """A model saved by another version of Avarn Pris or LightGBM (feature pipeline, model
+    format or library version differ, or its files cannot be parsed): intact, but unreadable
+    here. Retraining on the same data fixes it; nothing is wrong with the files."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     model: PriceModel
@@ -190,13 +196,13 @@ def load_version(models_dir: Path, version: str | None = None) -> LoadedModel:
     metadata = json.loads((path / "metadata.json").read_text(encoding="utf-8"))
     retrain = "Träna om: avarn train --data data/training_data.csv"
     if metadata.get("feature_pipeline_version") != FEATURE_PIPELINE_VERSION:
-        raise ModelIntegrityError(
+        raise ModelFormatError(
             f"Modell {version} gjordes för feature pipeline "
             f"{metadata.get('feature_pipeline_version')}, här finns {FEATURE_PIPELINE_VERSION}. "
             + retrain
         )
     if metadata.get("model_format") != MODEL_FORMAT:
-        raise ModelIntegrityError(
+        raise ModelFormatError(
             f"Modell {version} har format {metadata.get('model_format')}, den här versionen av "
             f"Avarn Pris läser format {MODEL_FORMAT}. {retrain}"
         )
@@ -204,7 +210,7 @@ def load_version(models_dir: Path, version: str | None = None) -> LoadedModel:
     for library in STRICT_LIBRARIES:
         saved = metadata.get("libraries", {}).get(library)
         if saved != here[library]:
-            raise ModelIntegrityError(
+            raise ModelFormatError(
                 f"Modell {version} sparades med {library} {saved}, men här finns {library} "
                 f"{here[library]}. {retrain} (eller installera {library}=={saved})."
             )
@@ -224,7 +230,7 @@ def load_version(models_dir: Path, version: str | None = None) -> LoadedModel:
     try:
         model = PriceModel.from_saved(json.loads(contents["model.json"]), contents.get("trees.txt"))
     except Exception as exc:  # any parse failure means the same to the user: retrain
-        raise ModelIntegrityError(
+        raise ModelFormatError(
             f"Modell {version} kunde inte läsas ({type(exc).__name__}). {retrain}"
         ) from exc
     return LoadedModel(model, metadata)

@@ -29,7 +29,7 @@ from avarn_core.features import EXPLAINED_INPUTS, Features, encode
 from avarn_core.io import read_table
 from avarn_core.model.price_model import ModelSpec, PriceModel, mape_scale
 from avarn_core.monitoring import profile_inputs
-from avarn_core.registry import active_version, save_version
+from avarn_core.registry import active_metadata, active_version, save_version
 from avarn_core.schema import (
     INTERVAL_COLUMNS,
     TARGET,
@@ -287,3 +287,33 @@ def ensure_active_model(
     if version is not None:
         return version
     return train_file(training_data, models_dir, level=level, progress=progress, warn=warn)
+
+
+@dataclass(frozen=True)
+class RetrainingPlan:
+    """How to replace an active version that this version of Avarn Pris cannot read."""
+
+    version: str  # the unreadable active version (kept on disk, never deleted)
+    data: Path | None  # the file to train on; None when there is none
+    same_data: bool  # `data` is the very file the old version was trained on (sha256 matches)
+    level: float  # the old version's interval level, so the promise stays the same
+
+
+def retraining_plan(models_dir: Path, default_data: Path, default_level: float) -> RetrainingPlan:
+    """Retrain on the data the active version was trained on when that file is still there
+    unchanged (same sha256), else on `default_data` (data/training_data.csv), else nothing."""
+    metadata = active_metadata(models_dir)
+    recorded = metadata.get("training_data") or {}
+    path = Path(recorded.get("path") or "")
+    same = (
+        bool(recorded.get("path"))
+        and path.is_file()
+        and hashlib.sha256(path.read_bytes()).hexdigest() == recorded.get("sha256")
+    )
+    data = path if same else (Path(default_data) if Path(default_data).is_file() else None)
+    return RetrainingPlan(
+        version=metadata["version"],
+        data=data,
+        same_data=same,
+        level=float(metadata.get("level") or default_level),
+    )

@@ -4,6 +4,7 @@ import pytest
 
 from avarn_core.predict import Predictor
 from avarn_core.registry import (
+    ModelFormatError,
     ModelIntegrityError,
     ModelNotFoundError,
     activate,
@@ -56,8 +57,9 @@ def test_tampered_artifact_is_refused(two_versions):
     data = json.loads(path.read_text())
     data["calibration"]["scale"] *= 2
     path.write_text(json.dumps(data))
-    with pytest.raises(ModelIntegrityError, match="sha256"):
+    with pytest.raises(ModelIntegrityError, match="sha256") as error:
         load_version(two_versions)
+    assert not isinstance(error.value, ModelFormatError)  # tampered, not merely old: no retrain
 
 
 def test_missing_artifact_is_refused(two_versions):
@@ -72,7 +74,7 @@ def test_model_from_other_library_versions_is_refused_with_both_versions(two_ver
     here = meta["libraries"]["lightgbm"]
     meta["libraries"]["lightgbm"] = "3.0.0"
     path.write_text(json.dumps(meta))
-    with pytest.raises(ModelIntegrityError) as error:
+    with pytest.raises(ModelFormatError) as error:  # a ModelIntegrityError that retraining fixes
         load_version(two_versions)
     message = str(error.value)
     assert "3.0.0" in message and here in message and "avarn train" in message
@@ -107,7 +109,7 @@ def test_model_of_an_older_format_is_refused_with_a_retrain_message(two_versions
     meta = json.loads(path.read_text())
     meta["model_format"] = 1
     path.write_text(json.dumps(meta))
-    with pytest.raises(ModelIntegrityError, match="avarn train"):
+    with pytest.raises(ModelFormatError, match="avarn train"):
         load_version(two_versions)
 
 
@@ -115,7 +117,7 @@ def test_unparseable_model_is_refused_not_crashed(two_versions):
     data = json.loads((two_versions / "v0002" / "model.json").read_text())
     del data["gam"]["city_prior"]
     _rewrite_artifact(two_versions / "v0002", "model.json", json.dumps(data))
-    with pytest.raises(ModelIntegrityError, match="kunde inte läsas"):
+    with pytest.raises(ModelFormatError, match="kunde inte läsas"):
         load_version(two_versions)
 
 
@@ -134,3 +136,33 @@ def test_a_slower_concurrent_training_does_not_take_over(two_versions, trained, 
     monkeypatch.setattr(registry.os, "rename", rename_then_overtaken)
     name = save_version(two_versions, trained.model, trained.report)
     assert name == "v0003" and active_version(two_versions) == "v0002"
+
+
+def test_retraining_plan_prefers_the_unchanged_data_the_model_was_trained_on(
+    tmp_path, trained, training_quotes
+):
+    import hashlib
+
+    from avarn_core.train import retraining_plan
+
+    own = tmp_path / "own.csv"
+    training_quotes.to_csv(own, index=False)
+    default = tmp_path / "training_data.csv"
+    default.write_text("stand-in", encoding="utf-8")
+    report = {
+        **trained.report,
+        "level": 0.8,
+        "training_data": {
+            "path": str(own),
+            "sha256": hashlib.sha256(own.read_bytes()).hexdigest(),
+        },
+    }
+    models = tmp_path / "models"
+    save_version(models, trained.model, report)
+    plan = retraining_plan(models, default, 0.9)
+    assert (plan.version, plan.data, plan.same_data, plan.level) == ("v0001", own, True, 0.8)
+    own.write_text("changed since", encoding="utf-8")  # not the data the model saw any more
+    plan = retraining_plan(models, default, 0.9)
+    assert (plan.data, plan.same_data) == (default, False)
+    default.unlink()
+    assert retraining_plan(models, default, 0.9).data is None

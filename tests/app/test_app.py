@@ -6,6 +6,7 @@ Widgets are found by `key=`; what the user reads is checked as shown (e.g. "31 1
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -171,6 +172,51 @@ def test_failed_first_start_says_so_in_swedish(log, monkeypatch, tmp_path):
     assert not at.exception
     assert "Prismodellen kunde inte tränas" in at.error[0].value
     assert "Traceback" not in at.error[0].value
+
+
+def test_a_model_in_an_older_format_is_retrained_on_request_keeping_the_old_version(
+    log, monkeypatch, tmp_path, app_models_dir
+):
+    models = tmp_path / "models"
+    shutil.copytree(app_models_dir, models)
+    old = (models / "ACTIVE").read_text().strip()
+    meta = models / old / "metadata.json"
+    meta.write_text(
+        meta.read_text(encoding="utf-8").replace('"model_format": 2', '"model_format": 1'),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("AVARN_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    trainings = []
+
+    def fake_training(data, models_dir, *, level, progress, warn):
+        # Stands in for train_file (tested on its own): a new version from the same data.
+        trainings.append((Path(data), level))
+        progress("Tränar slutlig modell på all data", 0.95)
+        shutil.copytree(app_models_dir / old, Path(models_dir) / "v0002")
+        new_meta = Path(models_dir) / "v0002" / "metadata.json"
+        new_meta.write_text(
+            new_meta.read_text(encoding="utf-8").replace(
+                f'"version": "{old}"', '"version": "v0002"'
+            ),
+            encoding="utf-8",
+        )
+        activate(Path(models_dir), "v0002")
+        return "v0002"
+
+    monkeypatch.setattr(app_state, "train_file", fake_training)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert any(f"Prismodellen {old} sparades av en annan version" in w.value for w in at.warning)
+    assert not at.error  # not a dead end: retraining is offered
+    assert "samma data som förut" in " ".join(c.value for c in at.caption)
+    at.button(key="retrain_model").click().run()
+    assert_ok(at)
+    recorded = json.loads((app_models_dir / old / "metadata.json").read_text(encoding="utf-8"))
+    assert trainings == [(Path(recorded["training_data"]["path"]), recorded["level"])]
+    assert at.title[0].value == "Offert"  # the app is usable again
+    assert "Modellversion: **v0002**" in " ".join(c.value for c in at.sidebar.caption)
+    assert (models / old / "model.json").is_file()  # the old version is kept
 
 
 def test_a_failing_page_shows_a_swedish_message_and_logs_the_traceback(log, monkeypatch, caplog):
