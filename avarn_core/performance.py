@@ -391,6 +391,31 @@ def editor_key(frame: pd.DataFrame, generation: int = 0) -> str:
     return f"actuals_editor_{generation}_{digest[:16]}"
 
 
+def merge_edits(
+    pending: pd.DataFrame | None, ids: list[str], edited_rows: Mapping[Any, Mapping[str, Any]]
+) -> pd.DataFrame:
+    """Cell edits as Streamlit's data editor reports them (`edited_rows`: row position →
+    {column: value}), made on the rows `ids` (the ids shown, in order, when the edit was
+    made), merged by id into `pending` (prediction_id, faktiskt_pris). The editor's `on_change`
+    calls this with the ids bound at render time, so an edit made just as a new quote shifted
+    the rows still lands on the quote the user saw. A cleared cell drops that id's price."""
+    by_id: dict[str, float] = {}
+    if pending is not None:
+        by_id = dict(zip(pending["prediction_id"], pending["faktiskt_pris"], strict=True))
+    for position, cells in edited_rows.items():
+        index = int(position)
+        if "faktiskt_pris" not in cells or not 0 <= index < len(ids):
+            continue
+        value = pd.to_numeric(pd.Series([cells["faktiskt_pris"]]), errors="coerce").iloc[0]
+        if pd.isna(value):
+            by_id.pop(ids[index], None)
+        else:
+            by_id[ids[index]] = float(round(value))
+    return pd.DataFrame(
+        {"prediction_id": list(by_id), "faktiskt_pris": [float(v) for v in by_id.values()]}
+    )
+
+
 def edited_actuals(quotes: pd.DataFrame, edited: pd.DataFrame) -> pd.DataFrame:
     """The actual prices typed into the editor (`edited`: indexed by prediction_id, column
     faktiskt_pris) that differ from the logged actual of that id, in whole kronor: columns

@@ -9,6 +9,7 @@ from avarn_core.performance import (
     editor_frame,
     editor_key,
     error_table,
+    merge_edits,
     performance_report,
     read_actuals,
     version_table,
@@ -27,6 +28,14 @@ def recorded(result) -> None:
     app_state.clear_log_cache()
     st.session_state["actuals_result"] = result
     st.rerun()
+
+
+@app_state.guarded
+def keep_edits(key: str, ids: list[str]) -> None:
+    """The editor's on_change: its edits by id, on the rows the user saw (see merge_edits)."""
+    edits = st.session_state.get(key, {}).get("edited_rows", {})
+    pending = st.session_state.get("actuals_pending")
+    st.session_state["actuals_pending"] = merge_edits(pending, ids, edits)
 
 
 def show_recorded() -> None:
@@ -192,20 +201,28 @@ else:
         )
         generation = st.session_state.get("actuals_editor_generation", 0)
         shown = editor_frame(quotes, pending=st.session_state.get("actuals_pending"))
+        key = editor_key(shown, generation)
         edited = st.data_editor(
             shown,
             disabled=["created_at", "stad", "offererat", "registrerat"],
+            # The new price beside the quoted one, so that a typo stands out.
+            column_order=["offererat", "faktiskt_pris", "registrerat", "stad", "created_at"],
             column_config={
-                "_index": st.column_config.TextColumn("Prediktions-id", disabled=True),
-                "created_at": st.column_config.DatetimeColumn("Tid", format="YYYY-MM-DD HH:mm"),
-                "stad": "Stad",
-                "offererat": "Offererat pris",
-                "registrerat": "Registrerat faktiskt pris",
-                "faktiskt_pris": st.column_config.NumberColumn(
-                    "Nytt faktiskt pris", min_value=1, step=1, format="%d kr"
+                "_index": st.column_config.TextColumn(
+                    "Prediktions-id", width="medium", disabled=True
                 ),
+                "offererat": st.column_config.TextColumn("Offererat pris", width=110),
+                "faktiskt_pris": st.column_config.NumberColumn(
+                    "Nytt faktiskt pris", width=140, min_value=1, step=1, format="%d kr"
+                ),
+                "registrerat": st.column_config.TextColumn("Registrerat faktiskt pris"),
+                "stad": "Stad",
+                "created_at": st.column_config.DatetimeColumn("Tid", format="YYYY-MM-DD HH:mm"),
             },
-            key=editor_key(shown, generation),
+            placeholder="",
+            key=key,
+            on_change=keep_edits,
+            args=(key, list(shown.index)),
         )
         changes = edited_actuals(quotes, edited)
         st.session_state["actuals_pending"] = changes  # by id: survives new quotes shifting rows

@@ -17,6 +17,7 @@ from avarn_core.performance import (
     editor_frame,
     editor_key,
     error_table,
+    merge_edits,
     performance_report,
     read_actuals,
     training_profile,
@@ -296,6 +297,20 @@ def test_edits_stay_on_their_quote_when_a_new_quote_shifts_the_rows(predictor, t
     # Aged out of the editor's rows: the pending edit is dropped, never moved to another row.
     gone = editor_frame(after, pending=pending, rows=1)
     assert target not in gone.index and gone["faktiskt_pris"].isna().all()
+
+
+def test_merge_edits_maps_row_positions_to_the_ids_that_were_shown():
+    shown = ["c", "b", "a"]  # newest first, as the editor showed them
+    pending = merge_edits(None, shown, {"0": {"faktiskt_pris": 41_000.4}, 2: {"stad": "x"}})
+    assert pending.to_dict("records") == [{"prediction_id": "c", "faktiskt_pris": 41_000.0}]
+    # A new quote "d" arrived; the next edit still refers to the rows as they were shown then.
+    pending = merge_edits(pending, shown, {1: {"faktiskt_pris": 9_000}})
+    assert dict(zip(pending["prediction_id"], pending["faktiskt_pris"], strict=True)) == {
+        "c": 41_000.0,
+        "b": 9_000.0,
+    }
+    cleared = merge_edits(pending, shown, {0: {"faktiskt_pris": None}, 7: {"faktiskt_pris": 1}})
+    assert cleared["prediction_id"].tolist() == ["b"]  # a cleared cell; a row that is not there
 
 
 def test_error_table_reads_in_swedish():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 from avarn_core import app_state
@@ -84,6 +85,19 @@ def table_with(at: AppTest, column: str) -> pd.DataFrame:
     found = [d.value for d in at.dataframe if column in d.value.columns]
     assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
     return found[0]
+
+
+def type_in_editor(at: AppTest, editor, edited_rows: dict) -> AppTest:
+    """Run with a cell edit sent as the browser sends it: the editor's widget state (JSON), so
+    that Streamlit treats it as a user's change and calls the editor's on_change. (Assigning
+    the edit state on at.session_state does not call on_change; AppTest cannot type.)"""
+    states = at._tree.get_widget_states()
+    edit = WidgetState(id=editor.proto.id)
+    edit.string_value = json.dumps(
+        {"edited_rows": edited_rows, "added_rows": [], "deleted_rows": []}
+    )
+    states.widgets.append(edit)
+    return at._run(states)
 
 
 def charts(at: AppTest) -> int:
@@ -690,3 +704,27 @@ def test_an_edited_actual_price_stays_on_its_quote_when_a_new_quote_is_logged(
     assert recorded.to_dict() == {target: price}
     assert not at.data_editor[0].value["faktiskt_pris"].notna().any()  # the editor is reset
     assert at.button(key="actuals_save").disabled
+
+
+def test_an_actual_price_typed_as_a_new_quote_arrives_stays_on_its_quote(
+    log, app_models_dir, training_quotes
+):
+    """The edit and the shift in the same rerun: the editor's state still refers to the rows
+    as they were shown, and must be read that way (by the ids the user saw)."""
+    predictor = Predictor.load(app_models_dir)
+    contracts = training_quotes.sample(4, random_state=2).reset_index(drop=True)
+    priced = predictor.quote_frame(contracts).assign(latency_ms=1.0)
+    log.log_quotes(priced.iloc[:3], source="cli")
+    at = start("pages/modellprestanda.py")
+    editor = at.data_editor[0]
+    target = str(editor.value.index[1])  # the second row as shown
+    price = int(priced.set_index("prediction_id").loc[target, "predicted_price"])
+    log.log_quotes(priced.iloc[3:], source="api")  # arrives while the price is typed
+    type_in_editor(at, editor, {1: {"faktiskt_pris": price}})
+    assert_ok(at)
+    assert str(at.data_editor[0].value.index[2]) == target  # it moved down one row ...
+    assert at.data_editor[0].value["faktiskt_pris"].iloc[2] == price  # ... with its price
+    at.button(key="actuals_save").click().run()
+    assert_ok(at)
+    recorded = log.quotes().set_index("prediction_id")["faktiskt_pris"].dropna()
+    assert recorded.to_dict() == {target: price}

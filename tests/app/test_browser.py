@@ -274,3 +274,59 @@ def test_a_deep_link_on_a_fresh_server_goes_through_the_entry_script(
         context.close()
     finally:
         fresh.stop()
+
+
+def test_actual_prices_typed_in_the_editor_stay_on_their_quotes(page, server, app_models_dir):
+    """Type an actual price, let a new quote arrive (every row shifts down), type another and
+    save: each price is recorded on the quote whose row it was typed on."""
+    log = PredictionLog(server.db_url)
+    contracts = pd.DataFrame(
+        [[3, 12, 4, 0, 0, "Lund", 0, 0, 1], [9, 40, 12, 2, 1, "Umeå", 1, 0, 0]],
+        columns=[
+            "antal_sektioner", "antal_detektorer", "antal_larmdon", "dörrhållarmagneter",
+            "ventilation", "stad", "kvartalsvis", "månadsvis", "årsvis",
+        ],
+    )  # fmt: skip
+    priced = Predictor.load(app_models_dir).quote_frame(contracts).assign(latency_ms=1.0)
+    log.log_quotes(priced.iloc[:1], source="cli")
+    first = priced["prediction_id"].iloc[0]
+    page.goto(f"{server.url}/modellprestanda")
+    page.get_by_role("tab", name="Faktiska priser").click()
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.wait_for()
+    page.wait_for_timeout(500)
+    box = grid.bounding_box()
+
+    def type_price(row: int, text: str, expect: str) -> None:
+        # The grid is a canvas: click the "Nytt faktiskt pris" cell (after the id column,
+        # width "medium" = 200 px, and the quoted price, 110 px), open it, type, commit.
+        x, y = box["x"] + 200 + 110 + 70, box["y"] + 35 + row * 35 + 17
+        for _ in range(5):  # a click while the grid redraws can be lost: try again
+            page.mouse.click(x, y)
+            page.wait_for_timeout(300)
+            page.keyboard.press("Enter")
+            page.wait_for_timeout(300)
+            page.keyboard.type(text)
+            page.keyboard.press("Enter")
+            try:
+                page.get_by_role("button", name=expect).wait_for(timeout=4_000)
+                return
+            except Exception:  # noqa: BLE001 - Playwright's timeout; retried
+                page.keyboard.press("Escape")
+        raise AssertionError(f"the editor did not take {text}")
+
+    quoted = int(priced["predicted_price"].iloc[0])
+    type_price(0, str(quoted + 100), "Spara 1 faktiskt pris")
+    log.log_quotes(priced.iloc[1:], source="api")  # meanwhile: a new quote on top
+    second = priced["prediction_id"].iloc[1]
+    page.get_by_role("combobox", name="Period").click()
+    page.get_by_role("option", name="Allt").click()  # any rerun shows the shifted rows
+    page.get_by_role("tab", name="Faktiska priser").click()
+    page.wait_for_timeout(1_000)
+    newest = int(priced["predicted_price"].iloc[1])
+    type_price(0, str(newest - 100), "Spara 2 faktiska priser")  # the new quote's row
+    screenshot(page, "modellprestanda_faktiska_priser")
+    page.get_by_role("button", name="Spara 2 faktiska priser").click()
+    page.get_by_text("Registrerade 2 faktiska priser").wait_for()
+    recorded = log.quotes().set_index("prediction_id")["faktiskt_pris"]
+    assert recorded[first] == quoted + 100 and recorded[second] == newest - 100
