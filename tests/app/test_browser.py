@@ -292,26 +292,27 @@ def test_actual_prices_typed_in_the_editor_stay_on_their_quotes(page, server, ap
     first = priced["prediction_id"].iloc[0]
     page.goto(f"{server.url}/modellprestanda")
     page.get_by_role("tab", name="Faktiska priser").click()
-    grid = page.get_by_test_id("stDataFrame").first
-    grid.wait_for()
-    page.wait_for_timeout(500)
-    box = grid.bounding_box()
+    grid = page.locator("[data-testid='stDataFrame']:visible").first  # the tab's editor
 
     def type_price(row: int, text: str, expect: str) -> None:
         # The grid is a canvas: click the "Nytt faktiskt pris" cell (after the id column,
-        # width "medium" = 200 px, and the quoted price, 110 px), open it, type, commit.
-        x, y = box["x"] + 200 + 110 + 70, box["y"] + 35 + row * 35 + 17
-        for _ in range(5):  # a click while the grid redraws can be lost: try again
-            page.mouse.click(x, y)
-            page.wait_for_timeout(300)
+        # width "medium" = 200 px, and the quoted price, 110 px), open it, type, commit. The
+        # pauses let the grid's editor take each step (typing and Enter at once lose the text).
+        for _ in range(3):
+            page.get_by_test_id("stStatusWidget").wait_for(state="hidden")  # no rerun running
+            grid.wait_for()
+            box = grid.bounding_box()  # where it is now (alerts above it come and go)
+            page.mouse.click(box["x"] + 200 + 110 + 70, box["y"] + 35 + row * 35 + 17)
+            page.wait_for_timeout(500)
             page.keyboard.press("Enter")
-            page.wait_for_timeout(300)
+            page.wait_for_timeout(500)
             page.keyboard.type(text)
+            page.wait_for_timeout(500)
             page.keyboard.press("Enter")
             try:
-                page.get_by_role("button", name=expect).wait_for(timeout=4_000)
+                page.get_by_role("button", name=expect).wait_for(timeout=5_000)
                 return
-            except Exception:  # noqa: BLE001 - Playwright's timeout; retried
+            except Exception:  # noqa: BLE001 - Playwright's timeout; tried again
                 page.keyboard.press("Escape")
         raise AssertionError(f"the editor did not take {text}")
 
