@@ -168,8 +168,8 @@ def predictor_of(version: str) -> Predictor | None:
     or saved in a format this version of Avarn Pris cannot read)."""
     try:
         return predictor(version)
-    except (ModelNotFoundError, ModelIntegrityError):
-        logger.warning("Model version %s cannot be loaded", version, exc_info=True)
+    except (ModelNotFoundError, ModelIntegrityError) as exc:
+        logger.warning("Model version %s cannot be loaded: %s", version, exc)
         return None
 
 
