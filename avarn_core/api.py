@@ -47,7 +47,7 @@ from avarn_core.api_schemas import (
     error_responses,
 )
 from avarn_core.explain import driver_sentences, rounded
-from avarn_core.schema import QuoteInput
+from avarn_core.schema import EXAMPLE_REQUEST, QuoteInput
 from avarn_core.serving import ServiceUnavailable, Serving
 from avarn_core.settings import Settings, SettingsError, get_settings
 
@@ -63,17 +63,6 @@ UNAUTHORIZED = f"API-nyckel saknas eller är fel (sidhuvudet {API_KEY_HEADER})"
 
 logger = logging.getLogger(__name__)
 
-EXAMPLE_REQUEST: dict[str, Any] = {
-    "antal_sektioner": 8,
-    "antal_detektorer": 25,
-    "antal_larmdon": 15,
-    "dörrhållarmagneter": 5,
-    "ventilation": 1,
-    "stad": "Stockholm",
-    "kvartalsvis": 0,
-    "månadsvis": 1,
-    "årsvis": 0,
-}
 
 QuoteRequest = Annotated[QuoteInput, Body(examples=[EXAMPLE_REQUEST])]
 

@@ -14,17 +14,9 @@ import pandas as pd
 
 from avarn_core.features import EXPLAINED_INPUTS
 from avarn_core.predict import Explanation
-from avarn_core.schema import INTERVAL_COLUMNS, INTERVAL_LABELS
+from avarn_core.schema import INTERVAL_COLUMNS, INTERVAL_LABELS, LABELS
 
-INPUT_NAMES = {
-    "antal_sektioner": "Antal sektioner",
-    "antal_detektorer": "Antal detektorer",
-    "antal_larmdon": "Antal larmdon",
-    "dörrhållarmagneter": "Dörrhållarmagneter",
-    "ventilation": "Ventilation",
-    "stad": "Stad",
-    "testintervall": "Testintervall",
-}
+INPUT_NAMES = {name: LABELS[name] for name in EXPLAINED_INPUTS}
 
 
 _COUNT_WORDS = {

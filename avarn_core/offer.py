@@ -20,6 +20,7 @@ from avarn_core.explain import count_phrase, driver_sentences, format_sek, inter
 from avarn_core.predict import Explanation, Predictor, Quote
 from avarn_core.schema import (
     COUNT_COLUMNS,
+    EXAMPLE_REQUEST,
     INPUT_COLUMNS,
     INTERVAL_COLUMNS,
     INTERVAL_LABELS,
@@ -27,18 +28,8 @@ from avarn_core.schema import (
     QUOTE_KEYS,
 )
 
-# The original API's request example: a mid-sized site tested monthly.
-DEFAULT_INPUTS: dict[str, Any] = {
-    "antal_sektioner": 8,
-    "antal_detektorer": 25,
-    "antal_larmdon": 15,
-    "dörrhållarmagneter": 5,
-    "ventilation": 1,
-    "stad": "Stockholm",
-    "kvartalsvis": 0,
-    "månadsvis": 1,
-    "årsvis": 0,
-}
+# The form starts from the original API's request example.
+DEFAULT_INPUTS: dict[str, Any] = dict(EXAMPLE_REQUEST)
 # What a what-if can change: each count, ventilation, the city and the testing interval.
 WHAT_IF_INPUTS = [*COUNT_COLUMNS, "ventilation", "stad", "testintervall"]
 TESTS_PER_YEAR = {"årsvis": 1, "kvartalsvis": 4, "månadsvis": 12}

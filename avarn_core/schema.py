@@ -33,6 +33,19 @@ QUOTE_KEYS = [
     "prediction_id",
 ]
 
+# The original API's request example: a mid-sized site tested monthly.
+EXAMPLE_REQUEST: dict[str, object] = {
+    "antal_sektioner": 8,
+    "antal_detektorer": 25,
+    "antal_larmdon": 15,
+    "dörrhållarmagneter": 5,
+    "ventilation": 1,
+    "stad": "Stockholm",
+    "kvartalsvis": 0,
+    "månadsvis": 1,
+    "årsvis": 0,
+}
+
 LOWER_BOUNDS = {
     "antal_sektioner": 1,
     "antal_detektorer": 0,

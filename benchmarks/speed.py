@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from avarn_core.predict import Predictor
+from avarn_core.schema import EXAMPLE_REQUEST
 from avarn_core.synthetic import generate_inputs, generate_quotes
 
 AVARN = [sys.executable, "-m", "avarn_core.cli"]
@@ -66,17 +67,7 @@ def timed_child(command: list[str]) -> tuple[float, float, int]:
 
 def single_quote(models: Path) -> None:
     predictor = Predictor.load(models)
-    request = {
-        "antal_sektioner": 8,
-        "antal_detektorer": 25,
-        "antal_larmdon": 15,
-        "dörrhållarmagneter": 5,
-        "ventilation": 1,
-        "stad": "Stockholm",
-        "kvartalsvis": 0,
-        "månadsvis": 1,
-        "årsvis": 0,
-    }
+    request = dict(EXAMPLE_REQUEST)
     for _ in range(200):
         predictor.quote(request)
         predictor.explain(request)

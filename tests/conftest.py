@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from avarn_core import db
 from avarn_core.predict import Predictor
 from avarn_core.registry import save_version
+from avarn_core.schema import EXAMPLE_REQUEST
 from avarn_core.synthetic import generate_quotes
 from avarn_core.train import TrainingResult, train_model
 
@@ -65,17 +66,7 @@ def predictor(models_dir) -> Predictor:
 @pytest.fixture()
 def request_example() -> dict:
     """The original API's request example."""
-    return {
-        "antal_sektioner": 8,
-        "antal_detektorer": 25,
-        "antal_larmdon": 15,
-        "dörrhållarmagneter": 5,
-        "ventilation": 1,
-        "stad": "Stockholm",
-        "kvartalsvis": 0,
-        "månadsvis": 1,
-        "årsvis": 0,
-    }
+    return dict(EXAMPLE_REQUEST)
 
 
 PG_ENV = "AVARN_TEST_PG_URL"
