@@ -35,6 +35,7 @@ import yaml
 from api_support import REPO, clean_env, free_port
 
 from avarn_core.predlog import PredictionLog
+from avarn_core.schema import EXAMPLE_REQUEST
 
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "docker-compose.yml"
@@ -264,17 +265,7 @@ def test_the_images_install_and_start_commands_work_in_a_fresh_venv(tmp_path):
         pass
 
 
-EXAMPLE = {
-    "antal_sektioner": 8,
-    "antal_detektorer": 25,
-    "antal_larmdon": 15,
-    "dörrhållarmagneter": 5,
-    "ventilation": 1,
-    "stad": "Stockholm",
-    "kvartalsvis": 0,
-    "månadsvis": 1,
-    "årsvis": 0,
-}
+EXAMPLE = EXAMPLE_REQUEST
 
 
 @contextmanager
