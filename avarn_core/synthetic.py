@@ -115,6 +115,29 @@ def generate_quotes(n: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def swedish_sheet(n: int, seed: int = 0) -> pd.DataFrame:
+    """`n` generated sites as a salesperson's spreadsheet: two extra columns (customer,
+    address), Swedish headers, Ja/Nej and one Testintervall column (benchmarks use it).
+
+    >>> list(swedish_sheet(1).columns)[:3]
+    ['Kund', 'Adress', 'Antal sektioner']
+    """
+    inputs = generate_inputs(n, seed=seed)
+    return pd.DataFrame(
+        {
+            "Kund": [f"Kund {i}" for i in range(n)],
+            "Adress": [f"Storgatan {i % 200 + 1}" for i in range(n)],
+            "Antal sektioner": inputs["antal_sektioner"],
+            "Antal detektorer": inputs["antal_detektorer"],
+            "Antal larmdon": inputs["antal_larmdon"],
+            "Dörrhållarmagneter": inputs["dörrhållarmagneter"],
+            "Ventilation": np.where(inputs["ventilation"] == 1, "Ja", "Nej"),
+            "Stad": inputs["stad"],
+            "Testintervall": inputs[list(INTERVAL_SHARES)].idxmax(axis=1).str.title(),
+        }
+    )
+
+
 def oracle_price(inputs: pd.DataFrame) -> np.ndarray:
     """The best point prediction for MAPE when the formula and noise are known.
 

@@ -31,11 +31,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from playwright.sync_api import sync_playwright
 
-from avarn_core.synthetic import generate_inputs
+from avarn_core.synthetic import swedish_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("AVARN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -54,22 +52,7 @@ TIMEOUT_MS = 120_000
 
 def swedish_csv(rows: int, path: Path, seed: int) -> None:
     """`rows` quotes with Swedish headers, Ja/Nej, one interval column and two extra columns."""
-    inputs = generate_inputs(rows, seed=seed)
-    pd.DataFrame(
-        {
-            "Kund": [f"Kund {i}" for i in range(rows)],
-            "Adress": [f"Storgatan {i % 200 + 1}" for i in range(rows)],
-            "Antal sektioner": inputs["antal_sektioner"],
-            "Antal detektorer": inputs["antal_detektorer"],
-            "Antal larmdon": inputs["antal_larmdon"],
-            "Dörrhållarmagneter": inputs["dörrhållarmagneter"],
-            "Ventilation": np.where(inputs["ventilation"] == 1, "Ja", "Nej"),
-            "Stad": inputs["stad"],
-            "Testintervall": inputs[["årsvis", "kvartalsvis", "månadsvis"]]
-            .idxmax(axis=1)
-            .str.title(),
-        }
-    ).to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+    swedish_sheet(rows, seed=seed).to_csv(path, sep=";", index=False, encoding="utf-8-sig")
 
 
 def free_port() -> int:

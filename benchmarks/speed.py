@@ -27,28 +27,15 @@ import pandas as pd
 
 from avarn_core.predict import Predictor
 from avarn_core.schema import EXAMPLE_REQUEST
-from avarn_core.synthetic import generate_inputs, generate_quotes
+from avarn_core.synthetic import generate_quotes, swedish_sheet
 
 AVARN = [sys.executable, "-m", "avarn_core.cli"]
 
 
 def swedish_csv(rows: int, path: Path) -> None:
-    inputs = generate_inputs(rows, seed=77)
-    frame = pd.DataFrame(
-        {
-            "Kund": [f"Kund {i}" for i in range(rows)],
-            "Adress": [f"Storgatan {i % 200 + 1}" for i in range(rows)],
-            "Antal sektioner": inputs["antal_sektioner"],
-            "Antal detektorer": inputs["antal_detektorer"],
-            "Antal larmdon": inputs["antal_larmdon"],
-            "Dörrhållarmagneter": inputs["dörrhållarmagneter"],
-            "Ventilation": np.where(inputs["ventilation"] == 1, "Ja", "Nej"),
-            "Stad": inputs["stad"].str.lower(),
-            "Testintervall": inputs[["årsvis", "kvartalsvis", "månadsvis"]]
-            .idxmax(axis=1)
-            .str.title(),
-        }
-    )
+    """The sheet as sales staff send it, with lower-case cities and 1 % bad detector counts."""
+    frame = swedish_sheet(rows, seed=77)
+    frame["Stad"] = frame["Stad"].str.lower()
     bad = np.random.default_rng(1).random(rows) < 0.01
     frame["Antal detektorer"] = frame["Antal detektorer"].astype(object)
     frame.loc[bad, "Antal detektorer"] = "många"
