@@ -151,10 +151,6 @@ class TableValidation:
     inputs: pd.DataFrame
     errors: list[RowError] = field(default_factory=list)
 
-    @property
-    def error_rows(self) -> set[int]:
-        return {e.row for e in self.errors}
-
 
 _TRUE = {"1", "ja", "j", "x", "sant", "true", "yes", "y"}
 _FALSE = {"0", "nej", "n", "falskt", "false", "no"}

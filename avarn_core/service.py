@@ -216,11 +216,6 @@ class PricingService:
         quote = self.quote(request, source=source, user=user)
         return quote, self.predictor.explain(quote.inputs)
 
-    def logged_inputs(self, prediction_id: str) -> dict[str, Any] | None:
-        """The inputs of a logged quote, for explaining it later; None when the id is unknown."""
-        row = self.log.quote(prediction_id)
-        return None if row is None else {k: row[k] for k in INPUT_COLUMNS}
-
 
 def _quote_from_record(row: dict[str, Any]) -> Quote:
     """A Quote from one row of `Predictor.quote_frame` (as a record of native values)."""
